@@ -1,0 +1,5 @@
+import sys
+
+from sign_datasets.cli import main
+
+sys.exit(main())

@@ -1,0 +1,151 @@
+"""The `sign-datasets` command line.
+
+TensorFlow is imported only by the commands that need it, so `replica` and
+`--help` answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def _add_source(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--source", help="base URL, file:// URL or folder that replaces the course bucket "
+                         "(same as SIGN_DATASETS_SOURCE)")
+
+
+def _add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="TFDS data dir (default: TFDS_DATA_DIR or "
+                                           "~/tensorflow_datasets)")
+
+
+def _apply_source(args) -> None:
+    if getattr(args, "source", None):
+        from sign_datasets import sources
+        os.environ[sources.SOURCE_ENV] = args.source
+        sources.source_base()  # fail now, with the message, if it is unusable
+
+
+def cmd_replica_make(args) -> int:
+    from sign_datasets.replica import make_replica
+    manifest = make_replica(Path(args.dir), scale=args.scale, seed=args.seed, progress=True)
+    total = sum(f.stat().st_size for f in Path(args.dir).rglob("*") if f.is_file())
+    print(f"replica written to {Path(args.dir).resolve()} (scale {manifest['scale']}, "
+          f"seed {manifest['seed']}, {total / 1e6:.1f} MB)")
+    return 0
+
+
+def cmd_replica_serve(args) -> int:
+    import time
+
+    from sign_datasets.replica import ReplicaServer
+    server = ReplicaServer(Path(args.dir), port=args.port, latency=args.latency,
+                           fail_rate=args.fail_rate)
+    server.start()
+    print(server.base_url, flush=True)
+    print(f"serving {Path(args.dir).resolve()}; use SIGN_DATASETS_SOURCE={server.base_url} "
+          "(Ctrl-C stops)", file=sys.stderr, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def cmd_build(args) -> int:
+    from sign_datasets import catalog
+    _apply_source(args)
+    results = catalog.build_many(args.names, data_dir=args.data_dir)
+    print(catalog.format_summary(results))
+    failed = [r for r in results if r.error]
+    for result in failed:
+        print(f"error: {result.name}: {result.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_report(args) -> int:
+    from sign_datasets import catalog
+    from sign_datasets.cleaning import format_report
+    try:
+        reports = catalog.stored_report(args.name, data_dir=args.data_dir)
+    except catalog.NotBuiltError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(format_report(reports, title=f"Cleaning report of {args.name}"))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from sign_datasets import demo
+    return demo.run(out=Path(args.out), scale=args.scale, epochs=args.epochs, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sign-datasets",
+        description="Clean, cached TFDS datasets from the course's messy sources.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    replica = commands.add_parser("replica", help="the offline replica of the course bucket")
+    replica_commands = replica.add_subparsers(dest="replica_command", required=True)
+    make = replica_commands.add_parser("make", help="write every bucket object into DIR")
+    make.add_argument("dir")
+    from sign_datasets.replica import DEFAULT_SCALE
+    make.add_argument("--scale", type=float, default=DEFAULT_SCALE,
+                      help=f"share of the real counts (1 = real counts; default {DEFAULT_SCALE})")
+    make.add_argument("--seed", type=int, default=0)
+    make.set_defaults(func=cmd_replica_make)
+    serve = replica_commands.add_parser("serve", help="serve DIR on 127.0.0.1")
+    serve.add_argument("dir")
+    serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    serve.add_argument("--latency", type=float, default=0.0, help="seconds added to each request")
+    serve.add_argument("--fail-rate", type=float, default=0.0,
+                       help="share of requests answered 503")
+    serve.set_defaults(func=cmd_replica_serve)
+
+    build = commands.add_parser("build", help="download, clean and prepare datasets")
+    build.add_argument("names", nargs="+", help="e.g. sign_mnist_csv or sign_mnist_csv/dirty")
+    _add_source(build)
+    _add_data_dir(build)
+    build.set_defaults(func=cmd_build)
+
+    report = commands.add_parser("report", help="print the cleaning report of a built dataset")
+    report.add_argument("name", help="e.g. sign_mnist_csv/dirty")
+    _add_data_dir(report)
+    report.set_defaults(func=cmd_report)
+
+    demo = commands.add_parser("demo", help="replica -> builds -> a small CNN, end to end")
+    demo.add_argument("--out", default="demo-output",
+                      help="folder for the data dir, the replica and the pictures")
+    demo.add_argument("--scale", type=float, default=0.1, help="replica scale")
+    demo.add_argument("--epochs", type=int, default=2)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - the CLI's one place to turn errors into words
+        from sign_datasets.cleaning import SourceError
+        from sign_datasets.sources import SourceConfigError
+        if isinstance(error, (SourceError, SourceConfigError, FileNotFoundError)):
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""The project's main job, end to end on the offline replica.
+
+replica -> loopback HTTP server -> every builder through the real download
+path -> summary table -> a small CNN on sign_mnist_csv -> a grid of examples.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from sign_datasets import sources
+
+
+def run(out: Path, scale: float = 0.1, epochs: int = 2, seed: int = 0) -> int:
+    from sign_datasets.replica import ReplicaServer, make_replica
+
+    started = time.perf_counter()
+    out = out.resolve()
+    replica_dir = out / "replica"
+    data_dir = out / "tensorflow_datasets"
+    print(f"[1/5] writing the replica (scale {scale}) to {replica_dir}", flush=True)
+    make_replica(replica_dir, scale=scale, seed=seed, progress=True)
+
+    with ReplicaServer(replica_dir, port=0) as server:
+        print(f"[2/5] serving it at {server.base_url}", flush=True)
+        previous = os.environ.get(sources.SOURCE_ENV)
+        os.environ[sources.SOURCE_ENV] = server.base_url
+        try:
+            from sign_datasets import catalog
+            names = catalog.all_dataset_names()
+            print(f"[3/5] building {', '.join(names)} into {data_dir}", flush=True)
+            results = catalog.build_many(names, data_dir=str(data_dir))
+        finally:
+            if previous is None:
+                os.environ.pop(sources.SOURCE_ENV, None)
+            else:
+                os.environ[sources.SOURCE_ENV] = previous
+        print(f"      ({server.request_count} requests served)")
+    print()
+    print(catalog.format_summary(results))
+    print()
+    failed = [r for r in results if r.error]
+    if failed:
+        for result in failed:
+            print(f"error: {result.name}: {result.error}")
+        return 1
+
+    print(f"[4/5] training a small CNN on sign_mnist_csv for {epochs} epoch(s)", flush=True)
+    from sign_datasets.models import quick
+    accuracy, seconds = quick.train_and_evaluate("sign_mnist_csv", data_dir=str(data_dir),
+                                                 epochs=epochs, seed=seed)
+    print(f"      test accuracy {accuracy:.3f} (chance is {1 / 24:.3f}), {seconds:.0f} s")
+
+    grid = out / "sign_mnist_csv_examples.png"
+    print(f"[5/5] writing a grid of examples to {grid}", flush=True)
+    from sign_datasets import visualize
+    visualize.example_grid("sign_mnist_csv", data_dir=str(data_dir), out=grid)
+
+    print()
+    print(f"done in {time.perf_counter() - started:.0f} s; data dir: {data_dir}")
+    print(f"load it from any project: tfds.load('sign_mnist_csv', data_dir='{data_dir}')")
+    return 0

@@ -1,0 +1,51 @@
+"""A bounded, order-keeping process pool for per-chunk work.
+
+Decoding, validating and PNG-encoding images is CPU work that Python threads
+cannot share; processes can. Results come back in input order so builds stay
+deterministic, and only `window` chunks are in flight so memory stays flat
+however large the input is.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable, Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+WORKERS_ENV = "SIGN_DATASETS_WORKERS"
+
+
+def default_workers() -> int:
+    configured = os.environ.get(WORKERS_ENV, "").strip()
+    if configured:
+        return max(1, int(configured))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int | None = None,
+                window: int | None = None) -> Iterator[R]:
+    """Like map(fn, items), spread over `workers` processes, in order."""
+    workers = default_workers() if workers is None else workers
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    window = window or 2 * workers
+    # fork: workers start in milliseconds and inherit the imported modules;
+    # they only run numpy/pandas/Pillow code, never TensorFlow.
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
