@@ -1,5 +1,18 @@
-"""Imports every builder so that TFDS registers it by name."""
+"""Imports every builder folder so that TFDS registers it by name.
 
-from sign_datasets.builders.sign_mnist_csv import sign_mnist_csv_dataset_builder  # noqa: F401
+A folder of builders/ with a `<name>_dataset_builder.py` is a dataset; adding
+one needs no edit here.
+"""
 
-BUILDERS = ("sign_mnist_csv",)
+import importlib
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+
+BUILDERS = tuple(sorted(
+    folder.name for folder in _HERE.iterdir()
+    if (folder / f"{folder.name}_dataset_builder.py").is_file()
+))
+
+for _name in BUILDERS:
+    importlib.import_module(f"sign_datasets.builders.{_name}.{_name}_dataset_builder")
