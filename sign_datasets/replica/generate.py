@@ -1,0 +1,586 @@
+"""Writes an offline replica of the course bucket (platzi-tf2) to a folder.
+
+Every object keeps the real name and inner layout (see shared SOURCES.md), so
+the project's loaders can run end to end without the internet. The pictures
+are synthetic (see synthetic.py). `scale` shrinks the counts; at scale 1 every
+count equals the real one, except the JSON Lines file (see SCALE_JSON_LINES).
+
+Same scale and seed give byte-identical files on the same Pillow/zlib build:
+zip members carry a fixed timestamp and order, and every random draw comes
+from a generator seeded by (seed, object, split, class) names, never by time
+or by the order in which objects are asked for.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+from tqdm import tqdm
+
+from sign_datasets.labels import INDEX_TO_CSV_LABEL, SIGN_LETTERS
+from sign_datasets.replica import synthetic
+
+REAL_BUCKET = "https://storage.googleapis.com/platzi-tf2/"
+DEFAULT_SCALE = 0.02
+MANIFEST_NAME = "replica-manifest.json"
+MANIFEST_FORMAT = 1
+
+DATABASES_ZIP = "databasesLoadData.zip"
+IMG_MNIST = "img_mnist"
+SIGN_IMG_ZIP = "sign-language-img.zip"
+MALARIA_ZIP = "MalariaCells.zip"
+TOM_JERRY_ZIP = "TomAndJerry.zip"
+TUMOR_ZIP = "TumorClassification.zip"
+CIFAR_LABELS = "cifar100_labels.json"
+# "img_mnist" stands for every img_mnist/<n>_<L>.jpg object at once.
+ALL_OBJECTS = (DATABASES_ZIP, IMG_MNIST, SIGN_IMG_ZIP, MALARIA_ZIP, TOM_JERRY_ZIP, TUMOR_ZIP, CIFAR_LABELS)
+
+# The real data.json has 9 lines. The fetcher benchmark wants hundreds of URLs,
+# so larger scales list more: max(9, round(SCALE_JSON_LINES * scale)) lines.
+SCALE_JSON_LINES = 450
+REAL_JSON_ENTRIES = (
+    (29, "B"), (30, "B"), (95, "B"), (58, "A"), (50, "A"), (46, "A"), (3, "C"), (32, "C"), (2, "C"),
+)
+
+# Real counts (SOURCES.md); the replica scales them.
+REAL_CSV_TRAIN_ROWS = 27455
+REAL_CSV_TEST_ROWS = 7172
+# The dirty rows sit at fixed indices, so the CSV never gets fewer rows than
+# these minimums whatever the scale.
+MIN_CSV_TRAIN_ROWS = 900
+MIN_CSV_TEST_ROWS = 100
+FIRST_ZERO_ROW = 49
+REPEATED_ZERO_ROWS = (317, 487, 595, 689)
+FWEFEW_ROWS = (727, 802, 861)
+FWEFEW = "fwefew"
+
+IMAGE_FOLDER_ZIPS = {
+    SIGN_IMG_ZIP: {"classes": SIGN_LETTERS, "train": 27455, "test": 7172},
+    MALARIA_ZIP: {"classes": ("Parasitized", "Uninfected"), "train": 27558, "test": 15832},
+    TOM_JERRY_ZIP: {"classes": ("Tom", "Jerry"), "train": 301, "test": 42},
+    TUMOR_ZIP: {"classes": ("BENIGN", "MALIGNANT", "NORMAL"), "train": 1050, "test": 144},
+}
+MIN_PER_CLASS = 2
+SPLITS = ("Train", "Test")
+
+CIFAR100_LABELS = (
+    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle",
+    "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle", "caterpillar", "cattle",
+    "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch", "crab", "crocodile", "cup", "dinosaur",
+    "dolphin", "elephant", "flatfish", "forest", "fox", "girl", "hamster", "house", "kangaroo", "computer_keyboard",
+    "lamp", "lawn_mower", "leopard", "lion", "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain",
+    "mouse", "mushroom", "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree",
+    "plain", "plate", "poppy", "porcupine", "possum", "rabbit", "raccoon", "ray", "road", "rocket",
+    "rose", "sea", "seal", "shark", "shrew", "skunk", "skyscraper", "snail", "snake", "spider",
+    "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank", "telephone", "television", "tiger", "tractor",
+    "train", "trout", "tulip", "turtle", "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm",
+)
+assert len(CIFAR100_LABELS) == 100
+
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+# Level 1: the noisy synthetic CSV text deflates 6x faster than at level 6
+# for 20 % more bytes, and the JPEGs barely shrink at any level.
+_DEFLATE_LEVEL = 1
+_SIGN_JPEG_QUALITY = 75  # Pillow's default, which the real base64 JPEG looks like
+_CSV_CHUNK = 1024
+_PIXEL_TEXT = tuple(str(v) for v in range(256))
+
+
+# ------------------------------------------------------------------ counts ----
+
+def csv_row_counts(scale: float) -> tuple[int, int]:
+    """(train rows, test rows) of the sign MNIST CSVs at `scale`."""
+    return (
+        max(MIN_CSV_TRAIN_ROWS, round(REAL_CSV_TRAIN_ROWS * scale)),
+        max(MIN_CSV_TEST_ROWS, round(REAL_CSV_TEST_ROWS * scale)),
+    )
+
+
+def json_entries(scale: float) -> list[tuple[int, str]]:
+    """(n, LETTER) of every data.json line / img_mnist object at `scale`.
+
+    The first 9 are the real file's; extra ones cycle over the 24 letters with
+    numbers from 100 up, which the real names (all below 100) never use.
+    """
+    lines = max(len(REAL_JSON_ENTRIES), round(SCALE_JSON_LINES * scale))
+    entries = list(REAL_JSON_ENTRIES[:lines])
+    for i in range(lines - len(entries)):
+        entries.append((100 + i // len(SIGN_LETTERS), SIGN_LETTERS[i % len(SIGN_LETTERS)]))
+    return entries
+
+
+def img_mnist_name(n: int, letter: str) -> str:
+    return f"{IMG_MNIST}/{n}_{letter.upper()}.jpg"
+
+
+def split_counts(total: int, n_classes: int, minimum: int = MIN_PER_CLASS) -> list[int]:
+    """Spreads `total` over the classes as evenly as possible, the first classes
+    taking the remainder, with at least `minimum` each."""
+    total = max(total, minimum * n_classes)
+    base, rem = divmod(total, n_classes)
+    return [base + 1 if i < rem else base for i in range(n_classes)]
+
+
+def image_folder_counts(object_name: str, scale: float) -> dict[str, dict[str, int]]:
+    spec = IMAGE_FOLDER_ZIPS[object_name]
+    out = {}
+    for split in SPLITS:
+        counts = split_counts(round(spec[split.lower()] * scale), len(spec["classes"]))
+        out[split] = dict(zip(spec["classes"], counts))
+    return out
+
+
+# ---------------------------------------------------------------- helpers ----
+
+def _rng(seed: int, *tags: object) -> np.random.Generator:
+    # crc32 rather than hash(): str hashes are salted per process.
+    return np.random.default_rng([seed] + [zlib.crc32(str(t).encode("utf-8")) for t in tags])
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def _atomic_path(final: Path) -> Iterator[Path]:
+    # A server may be serving the folder while it is regenerated: readers see
+    # either the old file or the complete new one, never a half-written zip.
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(final.name + ".part")
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _file_facts(path: Path) -> dict:
+    return {"bytes": path.stat().st_size, "sha256": _sha256_file(path)}
+
+
+class _ZipWriter:
+    """Deterministic zip writing: fixed timestamps, Unix attributes, explicit
+    directory entries before their contents (as zip tools write them)."""
+
+    def __init__(self, path: Path):
+        self._zf = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True)
+        self._dirs: set[str] = set()
+        self.members: list[str] = []
+
+    def close(self) -> None:
+        self._zf.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _info(self, name: str, is_dir: bool) -> zipfile.ZipInfo:
+        info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+        info.create_system = 3
+        if is_dir:
+            info.external_attr = (0o40755 << 16) | 0x10
+            info.compress_type = zipfile.ZIP_STORED
+        else:
+            info.external_attr = 0o100644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            # zipfile reads the level from a private attribute on 3.11/3.12
+            # and from compress_level on 3.13+.
+            info._compresslevel = _DEFLATE_LEVEL
+            if hasattr(zipfile.ZipInfo, "compress_level"):
+                info.compress_level = _DEFLATE_LEVEL
+        return info
+
+    def _parents(self, name: str) -> None:
+        parts = name.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            d = "/".join(parts[:i]) + "/"
+            if d not in self._dirs:
+                self._dirs.add(d)
+                self._zf.writestr(self._info(d, True), b"")
+                self.members.append(d)
+
+    def write(self, name: str, data: bytes) -> None:
+        self._parents(name)
+        self._zf.writestr(self._info(name, False), data)
+        self.members.append(name)
+
+    @contextlib.contextmanager
+    def stream(self, name: str, expected_size: int = 0):
+        self._parents(name)
+        force64 = expected_size > (1 << 31)
+        with self._zf.open(self._info(name, False), mode="w", force_zip64=force64) as f:
+            yield f
+        self.members.append(name)
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    return tqdm(total=total, desc=desc, unit="file", disable=not enabled, leave=False)
+
+
+# ------------------------------------------------------------- sign MNIST ----
+
+def _csv_labels(seed: int, tag: str, n: int) -> np.ndarray:
+    rng = _rng(seed, tag, "labels")
+    classes = np.repeat(np.arange(len(SIGN_LETTERS)), split_counts(n, len(SIGN_LETTERS), 0))
+    rng.shuffle(classes)
+    return classes
+
+
+def _distinct_at(classes: np.ndarray, rows: tuple[int, ...]) -> None:
+    """Swaps labels so the given rows hold pairwise different classes; the
+    dirty copy's "fwefew" rows should not all look like one class."""
+    taken: set[int] = set()
+    for r in rows:
+        if classes[r] in taken:
+            for k in range(r + 1, classes.size):
+                if k not in rows and classes[k] not in taken:
+                    classes[r], classes[k] = classes[k], classes[r]
+                    break
+        taken.add(int(classes[r]))
+
+
+def _sign_csv_rows(seed: int, tag: str, n: int, special_rows: tuple[int, ...] = ()) -> Iterator[tuple[int, np.ndarray]]:
+    """Yields (csv_label, uint8[784]) for `n` rows, all different from each
+    other. Called twice for the train file (plain and dirty copy) and gives
+    the same rows both times, so neither copy is held in memory."""
+    classes = _csv_labels(seed, tag, n)
+    if special_rows:
+        _distinct_at(classes, special_rows)
+    rng = _rng(seed, tag, "pixels")
+    seen: set[bytes] = set()
+    for start in range(0, n, _CSV_CHUNK):
+        chunk = classes[start:start + _CSV_CHUNK]
+        images = synthetic.sign_images(chunk, rng)
+        for cls, img in zip(chunk.tolist(), images):
+            key = hashlib.blake2b(img.tobytes(), digest_size=16).digest()
+            while key in seen:
+                img = synthetic.sign_image(cls, rng)
+                key = hashlib.blake2b(img.tobytes(), digest_size=16).digest()
+            seen.add(key)
+            yield INDEX_TO_CSV_LABEL[cls], img.reshape(-1)
+
+
+def _csv_header() -> str:
+    return "label," + ",".join(f"pixel{i}" for i in range(1, 785)) + "\n"
+
+
+def _csv_line(label: int, pixels: np.ndarray) -> str:
+    return f"{label}," + ",".join([_PIXEL_TEXT[v] for v in pixels.tolist()]) + "\n"
+
+
+def _write_sign_csv(zw: _ZipWriter, member: str, rows: Iterable[tuple[int, np.ndarray]], n: int,
+                    dirty: bool, bar) -> dict:
+    label_counts: dict[int, int] = {}
+    zero_label = None
+    with zw.stream(member, expected_size=n * 3200) as f:
+        f.write(_csv_header().encode("ascii"))
+        lines: list[str] = []
+        for i, (label, pixels) in enumerate(rows):
+            if dirty and i == FIRST_ZERO_ROW:
+                zero_label = label
+                line = f"{label}," + ",".join(["0"] * 784) + "\n"
+            elif dirty and i in REPEATED_ZERO_ROWS:
+                label = zero_label
+                line = f"{label}," + ",".join(["0"] * 784) + "\n"
+            elif dirty and i in FWEFEW_ROWS:
+                line = f"{label}," + ",".join([FWEFEW] * 784) + "\n"
+            else:
+                line = _csv_line(label, pixels)
+            label_counts[label] = label_counts.get(label, 0) + 1
+            lines.append(line)
+            if len(lines) >= _CSV_CHUNK:
+                f.write("".join(lines).encode("ascii"))
+                lines.clear()
+            bar.update(1)
+        f.write("".join(lines).encode("ascii"))
+    facts = {"rows": n, "label_counts": {str(k): label_counts[k] for k in sorted(label_counts)}}
+    if dirty:
+        facts.update(
+            {
+                "first_zero_row": FIRST_ZERO_ROW,
+                "zero_rows": list(REPEATED_ZERO_ROWS),
+                "all_zero_rows": [FIRST_ZERO_ROW, *REPEATED_ZERO_ROWS],
+                "zero_label": zero_label,
+                "fwefew_rows": list(FWEFEW_ROWS),
+            }
+        )
+    return facts
+
+
+def _json_lines(scale: float) -> bytes:
+    lines = []
+    for n, letter in json_entries(scale):
+        url = REAL_BUCKET + img_mnist_name(n, letter)
+        # Byte for byte the real line's spacing: a space after the first colon only.
+        lines.append('{"content": "%s","label":"%s"}\n' % (url, letter.lower()))
+    return "".join(lines).encode("ascii")
+
+
+def _base64_json(seed: int) -> bytes:
+    img = synthetic.sign_image(SIGN_LETTERS.index("B"), _rng(seed, "sign_mnist_base64", "b"))
+    encoded = base64.b64encode(synthetic.jpeg_bytes(img, _SIGN_JPEG_QUALITY)).decode("ascii")
+    return json.dumps({"b": encoded}, indent=2).encode("ascii")
+
+
+def _write_databases_zip(dest: Path, scale: float, seed: int, progress: bool) -> dict:
+    n_train, n_test = csv_row_counts(scale)
+    final = dest / DATABASES_ZIP
+    facts: dict = {}
+    with _atomic_path(final) as tmp, _ZipWriter(tmp) as zw, _progress(2 * n_train + n_test, DATABASES_ZIP, progress) as bar:
+        zw.write("pixeles.png", synthetic.pixeles_png())
+        facts["pixeles.png"] = {"size": list(synthetic.PIXELES_SIZE), "mode": "RGB"}
+        zw.write("sign_mnist_base64/data.json", _base64_json(seed))
+        facts["sign_mnist_base64"] = {"entries": 1, "labels": ["b"], "image": {"size": [28, 28], "mode": "L"}}
+        json_lines = _json_lines(scale)
+        zw.write("sign_mnist_json/data.json", json_lines)
+        facts["sign_mnist_json"] = {"lines": json_lines.count(b"\n")}
+        facts["sign_mnist_test.csv"] = _write_sign_csv(
+            zw, "sign_mnist_test/sign_mnist_test.csv", _sign_csv_rows(seed, "sign_mnist_test", n_test), n_test, False, bar
+        )
+        facts["sign_mnist_train.csv"] = _write_sign_csv(
+            zw, "sign_mnist_train/sign_mnist_train.csv",
+            _sign_csv_rows(seed, "sign_mnist_train", n_train, FWEFEW_ROWS), n_train, False, bar,
+        )
+        facts["sign_mnist_train_clean.csv"] = _write_sign_csv(
+            zw, "sign_mnist_train/sign_mnist_train_clean.csv",
+            _sign_csv_rows(seed, "sign_mnist_train", n_train, FWEFEW_ROWS), n_train, True, bar,
+        )
+        facts["members"] = list(zw.members)
+    facts.update(_file_facts(final))
+    return facts
+
+
+def _write_img_mnist(dest: Path, scale: float, seed: int, only: set[str] | None) -> dict:
+    files = {}
+    for n, letter in json_entries(scale):
+        name = img_mnist_name(n, letter)
+        if only is not None and name not in only:
+            continue
+        img = synthetic.sign_image(SIGN_LETTERS.index(letter), _rng(seed, name))
+        path = dest / name
+        with _atomic_path(path) as tmp:
+            tmp.write_bytes(synthetic.jpeg_bytes(img, _SIGN_JPEG_QUALITY))
+        files[name.split("/", 1)[1]] = _file_facts(path)
+    return {"count": len(files), "files": files, "image": {"format": "JPEG", "size": [28, 28], "mode": "L"}}
+
+
+# ---------------------------------------------------------- image folders ----
+
+def _sign_folder_images(seed: int, split: str, class_index: int, count: int) -> Iterator[bytes]:
+    rng = _rng(seed, SIGN_IMG_ZIP, split, SIGN_LETTERS[class_index])
+    for img in synthetic.sign_images([class_index] * count, rng):
+        yield synthetic.jpeg_bytes(img, _SIGN_JPEG_QUALITY)
+
+
+def _per_image(make: Callable[[int, np.random.Generator], bytes], object_name: str):
+    def images(seed: int, split: str, class_index: int, count: int) -> Iterator[bytes]:
+        rng = _rng(seed, object_name, split, IMAGE_FOLDER_ZIPS[object_name]["classes"][class_index])
+        for _ in range(count):
+            yield make(class_index, rng)
+    return images
+
+
+_IMAGE_FOLDER_MAKERS = {
+    SIGN_IMG_ZIP: (_sign_folder_images, {"format": "JPEG", "mode": "L", "size": [28, 28]}),
+    MALARIA_ZIP: (
+        _per_image(lambda ci, rng: synthetic.jpeg_bytes(synthetic.malaria_cell(ci == 0, rng), 80), MALARIA_ZIP),
+        {"format": "JPEG", "mode": "RGB", "min_side": 90, "max_side": 160},
+    ),
+    TOM_JERRY_ZIP: (
+        _per_image(
+            lambda ci, rng: synthetic.jpeg_bytes(np.asarray(synthetic.tom_jerry_frame(ci == 0, rng)), 60),
+            TOM_JERRY_ZIP,
+        ),
+        {"format": "JPEG", "mode": "RGB", "size": list(synthetic.TOM_JERRY_SIZE)},
+    ),
+    TUMOR_ZIP: (
+        _per_image(
+            # Stored as RGB with equal channels: keras loads colour by default
+            # and the course converts to grayscale itself.
+            lambda ci, rng: synthetic.jpeg_bytes(
+                np.repeat(synthetic.tumor_slice(IMAGE_FOLDER_ZIPS[TUMOR_ZIP]["classes"][ci], rng)[..., None], 3, axis=2),
+                85,
+            ),
+            TUMOR_ZIP,
+        ),
+        {"format": "JPEG", "mode": "RGB", "grayscale_content": True, "min_side": 128, "max_side": 256},
+    ),
+}
+
+
+def _write_image_folder_zip(dest: Path, object_name: str, scale: float, seed: int, progress: bool) -> dict:
+    make, image_facts = _IMAGE_FOLDER_MAKERS[object_name]
+    classes = IMAGE_FOLDER_ZIPS[object_name]["classes"]
+    counts = image_folder_counts(object_name, scale)
+    total = sum(sum(c.values()) for c in counts.values())
+    final = dest / object_name
+    with _atomic_path(final) as tmp, _ZipWriter(tmp) as zw, _progress(total, object_name, progress) as bar:
+        for split in SPLITS:
+            for ci, cls in enumerate(classes):
+                count = counts[split][cls]
+                width = max(4, len(str(count)))
+                for i, data in enumerate(make(seed, split, ci, count), start=1):
+                    zw.write(f"{split}/{cls}/{i:0{width}d}.jpg", data)
+                    bar.update(1)
+    facts: dict = {split: dict(counts[split]) for split in SPLITS}
+    facts["classes"] = list(classes)
+    facts["image"] = image_facts
+    facts.update(_file_facts(final))
+    return facts
+
+
+def _write_cifar_labels(dest: Path) -> dict:
+    final = dest / CIFAR_LABELS
+    with _atomic_path(final) as tmp:
+        tmp.write_bytes(json.dumps(list(CIFAR100_LABELS), indent=4).encode("ascii"))
+    return {"labels": len(CIFAR100_LABELS), **_file_facts(final)}
+
+
+# ------------------------------------------------------------------- entry ----
+
+def _select(objects: Iterable[str] | None, scale: float) -> tuple[set[str], set[str] | None]:
+    """Maps the caller's object names to whole groups to write, plus the
+    subset of img_mnist files when only some were named."""
+    if objects is None:
+        return set(ALL_OBJECTS), None
+    if isinstance(objects, str):
+        objects = [objects]
+    groups: set[str] = set()
+    img_names: set[str] = set()
+    all_img = {img_mnist_name(n, l) for n, l in json_entries(scale)}
+    for name in objects:
+        name = name.lstrip("/")
+        if name in ALL_OBJECTS:
+            groups.add(name)
+        elif name == IMG_MNIST + "/":
+            groups.add(IMG_MNIST)
+        elif name in all_img:
+            img_names.add(name)
+        else:
+            raise ValueError(f"not an object of the replica at scale {scale}: {name!r}")
+    if IMG_MNIST in groups or not img_names:
+        return groups, None
+    groups.add(IMG_MNIST)
+    return groups, img_names
+
+
+def _write_object(dest: Path, name: str, scale: float, seed: int, img_only: set[str] | None, progress: bool) -> dict:
+    if name == DATABASES_ZIP:
+        return _write_databases_zip(dest, scale, seed, progress)
+    if name == IMG_MNIST:
+        return _write_img_mnist(dest, scale, seed, img_only)
+    if name == CIFAR_LABELS:
+        return _write_cifar_labels(dest)
+    return _write_image_folder_zip(dest, name, scale, seed, progress)
+
+
+# Rough cost at scale 1 in seconds, to hand the slowest objects out first
+# when several worker processes share the work.
+_COST = {MALARIA_ZIP: 45, DATABASES_ZIP: 14, SIGN_IMG_ZIP: 9, TOM_JERRY_ZIP: 4, TUMOR_ZIP: 4, IMG_MNIST: 1, CIFAR_LABELS: 0}
+
+
+def _write_in_subprocesses(dest: Path, names: list[str], scale: float, seed: int, img_only: set[str] | None,
+                           progress: bool, workers: int) -> dict[str, dict]:
+    """Runs one child interpreter per object, `workers` at a time. Children
+    are plain `python -c` runs rather than multiprocessing, which would
+    re-import the caller's main script and fail in scripts without a
+    __main__ guard."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+
+    def run(name: str) -> dict:
+        spec = {"dest": str(dest), "name": name, "scale": scale, "seed": seed,
+                "img_only": sorted(img_only) if img_only is not None else None, "progress": progress}
+        done = subprocess.run(
+            [sys.executable, "-c", _WORKER_CODE, json.dumps(spec)],
+            env=env, stdout=subprocess.PIPE, stderr=None if progress else subprocess.PIPE, text=True,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"writing {name} failed in a worker process:\n{done.stderr or ''}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    with ThreadPoolExecutor(max_workers=min(workers, len(names))) as pool:
+        futures = {name: pool.submit(run, name) for name in sorted(names, key=lambda n: -_COST[n])}
+        return {name: futures[name].result() for name in names}
+
+
+def make_replica(dest_dir, scale: float = DEFAULT_SCALE, seed: int = 0, objects: Iterable[str] | None = None,
+                 progress: bool = False, workers: int = 1) -> dict:
+    """Writes the replica's objects under `dest_dir` and returns the manifest,
+    also saved as dest_dir/replica-manifest.json (not a bucket object).
+
+    objects: names such as "databasesLoadData.zip", "img_mnist" (all of the
+    img_mnist/*.jpg objects) or single "img_mnist/29_B.jpg"; None writes all.
+    A manifest already in dest_dir for the same scale and seed is extended,
+    so objects can be written in several calls.
+    workers > 1 writes objects in that many child processes; the bytes are
+    the same as with one, since every object has its own seeds.
+    """
+    if not (isinstance(scale, (int, float)) and scale > 0):
+        raise ValueError(f"scale must be a positive number, got {scale!r}")
+    if not (isinstance(seed, (int, np.integer)) and seed >= 0):
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    scale, seed = float(scale), int(seed)
+    dest = Path(dest_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    groups, img_only = _select(objects, scale)
+
+    manifest: dict = {"format": MANIFEST_FORMAT, "scale": scale, "seed": seed, "bucket": REAL_BUCKET}
+    manifest_path = dest / MANIFEST_NAME
+    if manifest_path.exists():
+        try:
+            old = json.loads(manifest_path.read_text())
+        except ValueError:
+            old = {}
+        if all(old.get(k) == manifest[k] for k in ("format", "scale", "seed")):
+            manifest = old
+
+    names = [name for name in ALL_OBJECTS if name in groups]
+    if workers > 1 and len(names) > 1:
+        results = _write_in_subprocesses(dest, names, scale, seed, img_only, progress, workers)
+    else:
+        results = {name: _write_object(dest, name, scale, seed, img_only, progress) for name in names}
+
+    for name in names:
+        facts = results[name]
+        if name == IMG_MNIST and img_only is not None and IMG_MNIST in manifest:
+            manifest[IMG_MNIST]["files"].update(facts["files"])
+            manifest[IMG_MNIST]["count"] = len(manifest[IMG_MNIST]["files"])
+        else:
+            manifest[name] = facts
+
+    with _atomic_path(manifest_path) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return json.loads(manifest_path.read_text())
+
+
+_WORKER_CODE = "import sys; from sign_datasets.replica.generate import _worker_entry; _worker_entry(sys.argv[1])"
+
+
+def _worker_entry(spec_json: str) -> None:
+    spec = json.loads(spec_json)
+    img_only = set(spec["img_only"]) if spec["img_only"] is not None else None
+    facts = _write_object(Path(spec["dest"]), spec["name"], spec["scale"], spec["seed"], img_only, spec["progress"])
+    print(json.dumps(facts))
+
