@@ -34,6 +34,29 @@ def sign_features(shape=(28, 28, 1)) -> tfds.features.FeaturesDict:
     })
 
 
+SHUFFLE_MEMORY_ENV = "SIGN_DATASETS_SHUFFLE_MEMORY_MB"
+DEFAULT_SHUFFLE_MEMORY_MB = 64
+
+
+@contextlib.contextmanager
+def bounded_shuffle_memory():
+    """Caps what TFDS's shuffler holds in memory before it spills to disk.
+
+    TFDS keeps up to 1 GB of serialized examples in memory; with that, a
+    build's peak memory grows with the dataset. Spilled buckets come back in
+    the same hashed-key order, so the shards are byte-identical either way.
+    """
+    from tensorflow_datasets.core import shuffle
+
+    limit = int(float(os.environ.get(SHUFFLE_MEMORY_ENV, DEFAULT_SHUFFLE_MEMORY_MB)) * (1 << 20))
+    previous = shuffle.MAX_MEM_BUFFER_SIZE
+    shuffle.MAX_MEM_BUFFER_SIZE = min(previous, limit)
+    try:
+        yield
+    finally:
+        shuffle.MAX_MEM_BUFFER_SIZE = previous
+
+
 class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """A GeneratorBasedBuilder whose examples pass through named cleaning rules."""
 
@@ -112,8 +135,9 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         return dict(self.info.metadata.get("cleaning", {})) if self.info.metadata else {}
 
     def download_and_prepare(self, *args, **kwargs):
-        already_built = self.data_path.exists() if hasattr(self, "data_path") else False
-        result = super().download_and_prepare(*args, **kwargs)
+        already_built = self.is_prepared()
+        with bounded_shuffle_memory():
+            result = super().download_and_prepare(*args, **kwargs)
         report = self.cleaning_report()
         if report and not already_built:
             print(format_report({self.info.full_name: report}, title="Cleaning report"),

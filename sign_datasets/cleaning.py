@@ -139,8 +139,8 @@ def clean(
 class DuplicateFilter:
     """Rule: drops exact repeats of an earlier record of the same split.
 
-    Only a 16-byte digest per distinct record is kept (a few MB per million
-    records); the records themselves are never held.
+    Only a 16-byte digest per distinct record is kept (about 70 bytes a
+    record with the set's overhead); the records themselves are never held.
     """
 
     def __init__(self, content: Callable[[Any], bytes], where: Callable[[Any], str] = str,
@@ -148,14 +148,13 @@ class DuplicateFilter:
         self._content = content
         self._where = where
         self.reason = reason
-        self._first_seen: dict[bytes, Any] = {}
+        self._seen: set[bytes] = set()
 
     def __call__(self, record: Any) -> Any:
         digest = hashlib.blake2b(self._content(record), digest_size=16).digest()
-        first = self._first_seen.get(digest)
-        if first is not None:
-            raise Dropped(self.reason, self._where(record), f"repeats {first}")
-        self._first_seen[digest] = self._where(record)
+        if digest in self._seen:
+            raise Dropped(self.reason, self._where(record), "repeats an earlier record")
+        self._seen.add(digest)
         return record
 
 
