@@ -46,9 +46,20 @@ def build_one(name: str, data_dir: str | None = None) -> BuildResult:
         result.data_dir = str(builder.data_dir)
     except Exception as error:  # noqa: BLE001 - one failure must not hide the others
         result.error = f"{type(error).__name__}: {error}"
-        traceback.print_exc()
+        if not _is_users_mistake(error):
+            traceback.print_exc()
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _is_users_mistake(error: Exception) -> bool:
+    """Errors whose message says it all; anything else keeps its traceback."""
+    from tensorflow_datasets.core.registered import DatasetNotFoundError
+
+    from sign_datasets.cleaning import SourceError
+    from sign_datasets.sources import SourceConfigError
+    return isinstance(error, (DatasetNotFoundError, SourceError, SourceConfigError,
+                              FileNotFoundError))
 
 
 def build_many(names: list[str], data_dir: str | None = None) -> list[BuildResult]:

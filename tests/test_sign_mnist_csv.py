@@ -190,3 +190,12 @@ def test_tfds_cli_builds_are_byte_identical_to_in_process_build(built, replica_s
     assert reference
     assert shard_digests(by_name, "sign_mnist_csv/dirty") == reference
     assert shard_digests(by_folder, "sign_mnist_csv/dirty") == reference
+
+
+def test_spilling_shuffler_gives_the_same_shards(built, replica_server, tmp_path, monkeypatch):
+    """With a tiny shuffle memory TFDS spills to disk buckets: same bytes."""
+    monkeypatch.setenv("SIGN_DATASETS_SOURCE", replica_server.base_url)
+    monkeypatch.setenv("SIGN_DATASETS_SHUFFLE_MEMORY_MB", "0.05")
+    monkeypatch.setenv("SIGN_DATASETS_WORKERS", "1")
+    tfds.builder("sign_mnist_csv/dirty", data_dir=str(tmp_path)).download_and_prepare()
+    assert shard_digests(tmp_path, "sign_mnist_csv/dirty") == shard_digests(built, "sign_mnist_csv/dirty")

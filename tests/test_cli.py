@@ -1,0 +1,61 @@
+"""The sign-datasets command, run as users run it: a separate process."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import quiet_env
+
+SIGN_CLI = str(Path(sys.executable).parent / "sign-datasets")
+
+
+def run(*args, timeout=600, **env):
+    return subprocess.run([SIGN_CLI, *args], capture_output=True, text=True,
+                          env=quiet_env(**env), timeout=timeout)
+
+
+def test_python_dash_m_prints_help():
+    result = subprocess.run([sys.executable, "-m", "sign_datasets", "--help"],
+                            capture_output=True, text=True, env=quiet_env(), timeout=120)
+    assert result.returncode == 0
+    for command in ("replica", "build", "report", "demo"):
+        assert command in result.stdout
+
+
+def test_replica_make_writes_the_bucket_layout(tmp_path):
+    result = run("replica", "make", str(tmp_path / "r"), "--scale", "0.01", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in (tmp_path / "r").iterdir())
+    assert names == ["MalariaCells.zip", "TomAndJerry.zip", "TumorClassification.zip",
+                     "cifar100_labels.json", "databasesLoadData.zip", "img_mnist",
+                     "replica-manifest.json", "sign-language-img.zip"]
+
+
+def test_build_reports_failure_of_one_and_still_builds_the_other(tmp_path, replica_server):
+    result = run("build", "sign_mnist_csv/dirty", "no_such_dataset", "--data-dir", str(tmp_path),
+                 "--source", replica_server.base_url)
+    assert result.returncode == 1
+    assert "error: no_such_dataset" in result.stderr
+    summary = result.stdout
+    assert "sign_mnist_csv/dirty" in summary and "duplicate_row=4, non_numeric_cell=3" in summary
+    assert "FAILED" in summary
+    assert (tmp_path / "sign_mnist_csv" / "dirty" / "1.0.0" / "dataset_info.json").exists()
+
+
+def test_bad_source_is_one_clear_line(tmp_path):
+    result = run("build", "sign_mnist_csv", "--data-dir", str(tmp_path),
+                 "--source", str(tmp_path / "missing"))
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    result = run("demo", "--out", str(tmp_path / "demo"), "--scale", "0.02", "--epochs", "4",
+                 timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "sign_mnist_csv/dirty" in out and "duplicate_row=4, non_numeric_cell=3" in out
+    accuracy = float(out.split("test accuracy ")[1].split()[0])
+    assert accuracy > 0.3  # chance is 1/24; 900 training rows
+    grid = tmp_path / "demo" / "sign_mnist_csv_examples.png"
+    assert grid.stat().st_size > 10_000
