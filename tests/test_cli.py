@@ -59,3 +59,18 @@ def test_demo_runs_end_to_end(tmp_path):
     assert accuracy > 0.3  # chance is 1/24; 900 training rows
     grid = tmp_path / "demo" / "sign_mnist_csv_examples.png"
     assert grid.stat().st_size > 10_000
+
+
+def test_replica_serve_prints_its_url_and_serves_the_files(replica_dir):
+    import urllib.request
+    process = subprocess.Popen([SIGN_CLI, "replica", "serve", str(replica_dir), "--latency", "0.05"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=quiet_env())
+    try:
+        base_url = process.stdout.readline().strip()
+        assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/")
+        with urllib.request.urlopen(base_url + "cifar100_labels.json", timeout=10) as response:
+            assert response.read() == (replica_dir / "cifar100_labels.json").read_bytes()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
