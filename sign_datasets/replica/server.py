@@ -47,6 +47,9 @@ def _object_path(raw: str) -> str:
 class _Handler(BaseHTTPRequestHandler):
     server: "_Server"
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two sends; without TCP_NODELAY a kept-alive
+    # client waits for the delayed ACK (~40 ms) before every body but the first.
+    disable_nagle_algorithm = True
     # Idle keep-alive connections must not pin threads forever.
     timeout = 10
 

@@ -1,0 +1,52 @@
+"""Sign Language MNIST images listed by URL in the course's sign_mnist_json/data.json."""
+
+import dataclasses
+
+import tensorflow_datasets as tfds
+
+from sign_datasets import fetcher
+from sign_datasets.builder import CleanedBuilder, sign_features
+from sign_datasets.formats import json_urls
+from sign_datasets.formats.base64_json import SignExamples
+
+ARCHIVE = "databasesLoadData.zip"
+MEMBER = "sign_mnist_json/data.json"
+
+
+@dataclasses.dataclass
+class JsonConfig(tfds.core.BuilderConfig):
+    # Above this share of failed records the build stops rather than ship a
+    # dataset with a hole; SIGN_DATASETS_MAX_FAILED_SHARE overrides it.
+    max_failed_share: float = fetcher.DEFAULT_MAX_FAILED_SHARE
+
+
+class Builder(CleanedBuilder):
+    """Sign-language letters fetched from the image URLs of a JSON Lines file."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "First release: fetched, cached, counted drops, resize rule."}
+    BUILDER_CONFIGS = [
+        JsonConfig(name="default",
+                   description="Every URL of data.json; stops if more than 10% of records fail."),
+    ]
+    DEFAULT_BUILDER_CONFIG_NAME = "default"
+    HOMEPAGE = "https://www.kaggle.com/datamunge/sign-language-mnist"
+
+    def _features(self):
+        return sign_features()
+
+    def _split_generators(self, dl_manager):
+        archive = self.download_object(dl_manager, ARCHIVE)
+        cache = fetcher.download_cache_dir(dl_manager.download_dir)
+        # The course has no test split for this source.
+        return {"train": self._generate_examples(archive, cache)}
+
+    def _generate_examples(self, archive, cache):
+        source = f"{ARCHIVE}/{MEMBER}"
+        limit = fetcher.max_failed_share(self.builder_config.max_failed_share)
+        examples = SignExamples()
+        with self.open_member(archive, MEMBER) as stream, fetcher.Fetcher(cache) as fetch:
+            records = json_urls.fetch_records(json_urls.read(stream, source), fetch)
+            yield from self.cleaned_examples("train", records, json_urls.image_rules(), examples)
+        examples.record(self.info, "train")
+        fetcher.check_failed_share(self.cleaning_report()["train"], limit, source)

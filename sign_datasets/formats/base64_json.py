@@ -1,0 +1,306 @@
+"""data.json of base64 images keyed by label: `{"b": "/9j/4AAQ..."}`.
+
+The course's file is one pretty-printed object with one entry. Since only
+that one file was ever seen, the plausible variants are accepted too: several
+labels in one object, a list of such objects, JSON Lines of them, records
+`{"label": "b", "image": "..."}`, `data:image/...;base64,` prefixes, line
+breaks inside the base64 and missing padding. An entry that still cannot be
+used (bad base64, not an image, unknown label) is a counted drop that names
+it; only a file whose structure is not one of these is a `SourceError`.
+
+Also here: the rule that turns image bytes into the shared 28x28 grayscale
+picture, and the example maker that counts resized images; the image-URL
+reader (json_urls) uses both.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+from typing import IO, Any, Iterator
+
+import numpy as np
+
+from sign_datasets import images
+from sign_datasets.cleaning import Dropped, SourceError
+from sign_datasets.labels import letter_to_index
+
+# The real file is 677 bytes. The whole file is parsed at once (a pretty-
+# printed object has no record boundaries to stream on), so it is bounded.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+SIGN_SHAPE = (28, 28, 1)
+UTF8_BOM = "\ufeff"
+RECORD_IMAGE_KEY = "image"
+RECORD_LABEL_KEY = "label"
+_WHERE_TEXT = 40
+
+
+_JSON_KINDS = {dict: "object", list: "list", str: "text", int: "number", float: "number",
+               bool: "boolean", type(None): "null"}
+
+
+def json_kind(value: Any) -> str:
+    """The JSON name of a parsed value's type, for messages."""
+    return _JSON_KINDS.get(type(value), type(value).__name__)
+
+
+def _shown(value: Any) -> str:
+    """A short, bounded rendering of untrusted JSON for messages and reports."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    if len(text) > _WHERE_TEXT:
+        text = text[: _WHERE_TEXT - 3] + "..."
+    return repr(text) if isinstance(value, str) else text
+
+
+@dataclasses.dataclass
+class Base64Entry:
+    """One label/image pair of the file, numbered from 1 in file order."""
+
+    source: str
+    number: int
+    line: int
+    label: Any
+    payload: Any
+    label_index: int | None = None
+    data: bytes | None = None
+    pixels: np.ndarray | None = None
+    resized: bool = False
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.line} entry {self.number} label {_shown(self.label)}"
+
+    @property
+    def key(self) -> int:
+        return self.number
+
+
+def read(stream: IO[bytes], source: str, max_bytes: int = MAX_FILE_BYTES) -> Iterator[Base64Entry]:
+    """Entries of the file in order, each with the line its label starts on.
+
+    Raises SourceError for a file that is not JSON, or whose values are not
+    objects of label -> base64 (or lists of them).
+    """
+    raw = stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise SourceError(f"{source}: larger than {max_bytes} bytes; refusing to parse it")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise SourceError(f"{source}:{line}: not UTF-8 text (byte {error.start})") from None
+    walker = _Walker(text.removeprefix(UTF8_BOM), source)
+    number = 0
+    for line, label, payload in walker.entries():
+        number += 1
+        yield Base64Entry(source, number, line, label, payload)
+    if number == 0:
+        raise SourceError(f"{source}: holds no label/image entries; expected an object such as "
+                          '{"b": "<base64 JPEG>"}')
+
+
+class _Walker:
+    """Walks the top level of the text by hand, so that each entry knows the
+    line it starts on; values themselves are parsed by the json module.
+
+    Accepted: a sequence of top-level values (one value, or JSON Lines), each
+    an object or a list of objects.
+    """
+
+    def __init__(self, text: str, source: str):
+        self.text, self.source = text, source
+        self.pos = 0
+        self._decoder = json.JSONDecoder()
+        self._counted_to, self._lines_before = 0, 0
+
+    def line(self, pos: int | None = None) -> int:
+        # Positions only grow, so counting from the last one keeps this linear.
+        pos = self.pos if pos is None else pos
+        self._lines_before += self.text.count("\n", self._counted_to, pos)
+        self._counted_to = pos
+        return self._lines_before + 1
+
+    def peek(self) -> str:
+        while self.pos < len(self.text) and self.text[self.pos] in " \t\r\n":
+            self.pos += 1
+        return self.text[self.pos: self.pos + 1]
+
+    def fail(self, message: str) -> SourceError:
+        return SourceError(f"{self.source}:{self.line()}: {message}")
+
+    def value(self) -> Any:
+        try:
+            value, self.pos = self._decoder.raw_decode(self.text, self.pos)
+        except json.JSONDecodeError as error:
+            raise SourceError(f"{self.source}:{error.lineno}: not valid JSON at column "
+                              f"{error.colno} ({error.msg})") from None
+        return value
+
+    def entries(self) -> Iterator[tuple[int, Any, Any]]:
+        while (char := self.peek()) != "":
+            if char == "{":
+                yield from self._object()
+            elif char == "[":
+                yield from self._list()
+            else:
+                value = self.value()
+                raise self.fail(f"found {json_kind(value)} {_shown(value)}; expected an object "
+                                'such as {"b": "<base64 JPEG>"} or a list of them')
+
+    def _list(self) -> Iterator[tuple[int, Any, Any]]:
+        self.pos += 1
+        if self.peek() == "]":
+            self.pos += 1
+            return
+        position = 0
+        while True:
+            position += 1
+            if self.peek() != "{":
+                if self.peek() == "":
+                    raise self.fail("the list is not closed with ']'")
+                value = self.value()
+                raise self.fail(f"element {position} of the list is {json_kind(value)} "
+                                f"{_shown(value)}, not an object of label -> base64")
+            yield from self._object()
+            separator = self.peek()
+            self.pos += 1
+            if separator == "]":
+                return
+            if separator != ",":
+                raise self.fail(f"expected ',' or ']' in the list, found {_found(separator)}")
+
+    def _object(self) -> Iterator[tuple[int, Any, Any]]:
+        # Pairs are collected by hand rather than with json.loads, which
+        # would keep only the last of two equal keys and lose an image silently.
+        self.pos += 1
+        pairs: list[tuple[int, str, Any]] = []
+        if self.peek() == "}":
+            self.pos += 1
+            return
+        while True:
+            if self.peek() != '"':
+                raise self.fail("expected a quoted label (or field name) in the object")
+            line = self.line()
+            key = self.value()
+            if self.peek() != ":":
+                raise self.fail(f"expected ':' after {_shown(key)}")
+            self.pos += 1
+            self.peek()
+            pairs.append((line, key, self.value()))
+            separator = self.peek()
+            self.pos += 1
+            if separator == "}":
+                break
+            if separator != ",":
+                raise self.fail(f"expected ',' or '}}' in the object, found {_found(separator)}")
+        yield from _object_entries(pairs, self)
+
+
+def _found(char: str) -> str:
+    return repr(char) if char else "the end of the file"
+
+
+def _object_entries(pairs: list[tuple[int, str, Any]], walker: _Walker) -> Iterator[tuple[int, Any, Any]]:
+    keys = [key for _, key, _ in pairs]
+    if RECORD_IMAGE_KEY not in keys:
+        yield from pairs
+        return
+    # A record {"label": ..., "image": ...}: its keys are field names, not labels.
+    for key in (RECORD_LABEL_KEY, RECORD_IMAGE_KEY):
+        if keys.count(key) > 1:
+            raise SourceError(f"{walker.source}:{pairs[0][0]}: a record with "
+                              f"{keys.count(key)} {key!r} fields")
+    fields = {key: value for _, key, value in pairs}
+    yield pairs[0][0], fields.get(RECORD_LABEL_KEY), fields[RECORD_IMAGE_KEY]
+
+
+# --- rules: plain functions of an entry ----------------------------------------
+
+def check_label(entry):
+    """Maps the letter (any case) to its class; J, Z and non-letters are unknown."""
+    label = entry.label
+    try:
+        if not isinstance(label, str):
+            raise KeyError(label)
+        entry.label_index = letter_to_index(label)
+    except KeyError:
+        raise Dropped("unknown_label", entry.where,
+                      f"{_shown(label)} is not one of the 24 letters A-I, K-Y") from None
+    return entry
+
+
+def decode_base64_text(text: Any, where: str = "", max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
+    """The bytes behind base64 text as people paste it: with or without a
+    data: URI prefix, line breaks, padding, or the URL-safe alphabet."""
+    if not isinstance(text, str):
+        raise Dropped("bad_base64", where, f"a JSON {json_kind(text)}, not base64 text")
+    if text[:5].lower() == "data:":
+        header, comma, text = text.partition(",")
+        if not comma or ";base64" not in header.lower():
+            raise Dropped("bad_base64", where, "a data: URI without ;base64")
+    compact = "".join(text.split())
+    if len(compact) > (max_bytes // 3 + 1) * 4:
+        raise Dropped("payload_too_large", where, f"decodes to more than {max_bytes} bytes")
+    compact = compact.rstrip("=").translate(str.maketrans("-_", "+/"))
+    if not compact:
+        raise Dropped("bad_base64", where, "empty")
+    if len(compact) % 4 == 1:
+        raise Dropped("bad_base64", where, f"{len(compact)} characters cannot be base64")
+    try:
+        return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise Dropped("bad_base64", where, str(error)) from None
+
+
+def decode_payload(entry):
+    entry.data = decode_base64_text(entry.payload, entry.where)
+    entry.payload = None
+    return entry
+
+
+def to_sign_pixels(record, shape: tuple[int, int, int] = SIGN_SHAPE):
+    """Rule: `record.data` (image bytes) -> `record.pixels`, grayscale `shape`.
+
+    Another size is resized rather than dropped; `record.resized` tells, so
+    the kept resized records can be counted. Meant as the last rule, so that
+    a resized record is never dropped afterwards.
+    """
+    pixels = images.decode_image(record.data, "L", record.where)
+    if pixels.shape[:2] != shape[:2]:
+        pixels = images.resize(pixels, shape[0], shape[1])
+        record.resized = True
+    record.pixels = pixels
+    record.data = None
+    return record
+
+
+def entry_rules() -> list:
+    return [check_label, decode_payload, to_sign_pixels]
+
+
+class SignExamples:
+    """Turns kept records into TFDS (key, example) pairs and counts resizes.
+
+    A resize keeps the record, so it is no drop; it is still a change the
+    user should see, recorded beside the cleaning report.
+    """
+
+    METADATA_KEY = "resized"
+
+    def __init__(self):
+        self.resized = 0
+
+    def __call__(self, record) -> tuple[int, dict]:
+        if record.resized:
+            self.resized += 1
+        return record.key, {"image": images.encode_png(record.pixels),
+                            "label": record.label_index}
+
+    def record(self, info, split: str) -> None:
+        """Stores {split: count} under info.metadata["resized"]."""
+        counts = dict(info.metadata.get(self.METADATA_KEY, {}))
+        counts[split] = self.resized
+        info.metadata[self.METADATA_KEY] = counts
