@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=2)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
+
+    from sign_datasets.training_cli import add_commands as add_training_commands
+    add_training_commands(commands)
     return parser
 
 

@@ -1,0 +1,208 @@
+"""Prepared TFDS datasets as tf.data pipelines for the model scripts.
+
+Images stay uint8 all the way into the model (each model rescales them
+itself), so what the pipeline feeds during training is exactly what a saved
+model receives when it serves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable
+
+DEFAULT_VALIDATION_SHARE = 0.1
+DEFAULT_BATCH_SIZE = 64
+# Beyond this the decoded split is not kept in memory: tom_and_jerry at
+# 640x480 RGB would need gigabytes. Such splits are read again each epoch.
+MAX_CACHED_BYTES = 2 * 1024 ** 3
+# The shuffle buffer holds decoded images; bound it by bytes, not by count.
+SHUFFLE_BUFFER_BYTES = 256 * 1024 ** 2
+
+
+class DataSetupError(ValueError):
+    """A dataset that cannot be read the way it was asked for; the message says what to do."""
+
+
+@dataclasses.dataclass
+class Splits:
+    name: str
+    full_name: str
+    train: object
+    validation: object
+    test: object | None
+    class_names: list[str]
+    input_shape: tuple[int, int, int]
+    split_specs: dict[str, str | None]
+    num_examples: dict[str, int]
+
+    @property
+    def evaluation_role(self) -> str:
+        """'test', or 'validation' for the datasets the course gives no test split."""
+        return "test" if self.test is not None else "validation"
+
+    @property
+    def evaluation(self):
+        return self.test if self.test is not None else self.validation
+
+
+def split_specs(available: Iterable[str],
+                validation_share: float = DEFAULT_VALIDATION_SHARE) -> dict[str, str | None]:
+    """TFDS split strings for training, validation and test.
+
+    Without a validation split the last share of train validates, as the
+    course does with validation_split; TFDS already shuffled the examples when
+    it wrote them, so the slice is not one class's block.
+    """
+    available = set(available)
+    if "train" not in available:
+        raise DataSetupError(f"the dataset has no train split (it has {sorted(available)})")
+    if "validation" in available:
+        train, validation = "train", "validation"
+    else:
+        if not 0 < validation_share < 1:
+            raise DataSetupError(f"validation share must be between 0 and 1, got {validation_share}")
+        kept = round(100 * (1 - validation_share))
+        train, validation = f"train[:{kept}%]", f"train[{kept}%:]"
+    return {"train": train, "validation": validation,
+            "test": "test" if "test" in available else None}
+
+
+def parse_image_size(text: str | int | tuple | None) -> tuple[int, int] | None:
+    """'124' -> (124, 124); '480x640' -> (480, 640) as height x width."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, int):
+        return text, text
+    if isinstance(text, (tuple, list)):
+        height, width = (int(v) for v in text)
+        return height, width
+    parts = str(text).lower().split("x")
+    try:
+        sizes = [int(p) for p in parts]
+    except ValueError:
+        raise DataSetupError(f"image size {text!r}: use N or HEIGHTxWIDTH, e.g. 124 or 480x640") from None
+    if len(sizes) == 1:
+        sizes *= 2
+    if len(sizes) != 2 or min(sizes) < 1:
+        raise DataSetupError(f"image size {text!r}: use N or HEIGHTxWIDTH, e.g. 124 or 480x640")
+    return sizes[0], sizes[1]
+
+
+def model_input_shape(feature_shape, image_size=None, channels: int | None = None) -> tuple[int, int, int]:
+    height, width, stored_channels = feature_shape
+    if image_size is not None:
+        height, width = parse_image_size(image_size)
+    if height is None or width is None:
+        raise DataSetupError(
+            "this dataset's images have different sizes; name the size the model should "
+            "take (e.g. --image-size 124, or build a config of fixed size)")
+    if channels not in (None, 1, 3):
+        raise DataSetupError(f"channels must be 1 or 3, got {channels}")
+    return int(height), int(width), int(channels or stored_channels)
+
+
+def conform_image(image, shape: tuple[int, int, int]):
+    """Brings one uint8 (H, W, C) image to the model's input shape, as uint8.
+
+    Used by the training pipeline and by predict alike, so a picture is
+    prepared the same way whichever path it takes. Grey turns to RGB by
+    copying the channel; colour turns grey with TensorFlow's luma weights.
+    """
+    import tensorflow as tf
+
+    height, width, channels = shape
+    image = tf.convert_to_tensor(image)
+    if image.dtype != tf.uint8:
+        raise DataSetupError(f"images must be uint8, got {image.dtype.name}")
+    if image.shape[-1] == 3 and channels == 1:
+        image = tf.image.rgb_to_grayscale(image)
+    if tuple(image.shape[:2]) != (height, width):
+        resized = tf.image.resize(image, (height, width), method="bilinear", antialias=True)
+        image = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+    if image.shape[-1] == 1 and channels == 3:
+        image = tf.image.grayscale_to_rgb(image)
+    return tf.ensure_shape(image, shape)
+
+
+def prepared_builder(name: str, data_dir: str | None = None):
+    """The TFDS builder of a dataset that has been built, or a DataSetupError saying how to build it."""
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.registered import DatasetNotFoundError
+
+    import sign_datasets  # noqa: F401  (registers the builders)
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except DatasetNotFoundError as error:
+        raise DataSetupError(str(error).splitlines()[0]) from None
+    if not builder.is_prepared():
+        raise DataSetupError(
+            f"{name} is not built in {builder.data_dir}; run `sign-datasets build {name}` "
+            "(or pass --data-dir where it was built)")
+    return builder
+
+
+def read_split(builder, spec: str, shape: tuple[int, int, int]):
+    """(uint8 image, label) pairs of one split, conformed to the model's input shape."""
+    import tensorflow as tf
+
+    dataset = builder.as_dataset(split=spec, as_supervised=True, shuffle_files=False)
+    return dataset.map(lambda image, label: (conform_image(image, shape), label),
+                       num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _cache_if_small(dataset, count: int, shape):
+    height, width, channels = shape
+    if count * height * width * channels <= MAX_CACHED_BYTES:
+        return dataset.cache()
+    return dataset
+
+
+def load_splits(name: str, data_dir: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                image_size=None, channels: int | None = None,
+                validation_share: float = DEFAULT_VALIDATION_SHARE, seed: int = 0) -> Splits:
+    """Train, validation and test pipelines: cache, shuffle (train), batch, prefetch."""
+    import tensorflow as tf
+
+    builder = prepared_builder(name, data_dir)
+    info = builder.info
+    if "image" not in info.features or "label" not in info.features:
+        raise DataSetupError(f"{name} has no image and label features; the model scripts need both")
+    shape = model_input_shape(info.features["image"].shape, image_size, channels)
+    specs = split_specs(info.splits.keys(), validation_share)
+    counts = {role: info.splits[spec].num_examples for role, spec in specs.items() if spec}
+    if counts["train"] == 0 or counts["validation"] == 0:
+        raise DataSetupError(f"{name}: the {'train' if counts['train'] == 0 else 'validation'} "
+                             f"slice is empty ({specs}); the split is too small to hold one out")
+
+    bytes_per_image = shape[0] * shape[1] * shape[2]
+    buffer = max(1, min(counts["train"], SHUFFLE_BUFFER_BYTES // bytes_per_image))
+    train = _cache_if_small(read_split(builder, specs["train"], shape), counts["train"], shape)
+    train = (train.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+             .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+
+    def evaluation_pipeline(role):
+        dataset = read_split(builder, specs[role], shape)
+        return _cache_if_small(dataset, counts[role], shape).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    return Splits(
+        name=name, full_name=info.full_name,
+        train=train, validation=evaluation_pipeline("validation"),
+        test=evaluation_pipeline("test") if specs["test"] else None,
+        class_names=list(info.features["label"].names), input_shape=shape,
+        split_specs=specs, num_examples=counts)
+
+
+def load_evaluation_split(name: str, split: str, shape: tuple[int, int, int],
+                          data_dir: str | None = None, batch_size: int = 256):
+    """(batched dataset, class names, example count) of one split, for evaluating a saved model."""
+    import tensorflow as tf
+
+    builder = prepared_builder(name, data_dir)
+    try:
+        count = builder.info.splits[split].num_examples
+    except (KeyError, ValueError) as error:
+        raise DataSetupError(f"{name} has no split {split!r} (it has "
+                             f"{sorted(builder.info.splits.keys())}): {error}") from None
+    dataset = read_split(builder, split, tuple(shape)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return dataset, list(builder.info.features["label"].names), count
