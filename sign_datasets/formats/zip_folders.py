@@ -1,0 +1,695 @@
+"""Zips of image folders: `<split>/<class>/<image>`, maybe inside one wrapper folder.
+
+The archive is read in three steps, each usable on its own (a Beam pipeline
+can run step 2 on any slice of the member list):
+
+1. `scan_archive` reads only the zip's directory: it refuses zip bombs before
+   a byte is inflated, finds the split and class folders, counts junk, and
+   returns every record-to-be as a `MemberRef`, sorted by name.
+2. `read_chunk` turns a list of members into records: it inflates each one
+   (bounded), decodes it by content, and encodes what the dataset stores.
+   Every step is a plain function of a `FolderImage` that returns it or
+   raises `Dropped`, so worker processes can run it.
+3. Rules that must see a whole split (exact duplicates, train/test leakage)
+   run in the main process, in member order, through `CleanedBuilder`.
+
+`ImageFolderBuilder` ties the steps to TFDS; a dataset only declares its
+archive, class names, colour mode and sizes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import io
+import os
+import posixpath
+import re
+import struct
+import zipfile
+import zlib
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from sign_datasets import images
+from sign_datasets.builder import CleanedBuilder
+from sign_datasets.cleaning import Dropped, DuplicateFilter, SourceError, screen
+from sign_datasets.parallel import ordered_map
+
+SPLIT_FOLDER_ALIASES = {"train": "train", "training": "train", "test": "test", "testing": "test"}
+SPLITS = ("train", "test")
+# Junk found outside every split folder is counted under this name.
+OUTSIDE_SPLITS = "archive"
+
+TEXT_SUFFIXES = frozenset({".txt", ".md", ".rst", ".csv", ".tsv", ".json", ".xml", ".html",
+                           ".htm", ".log", ".ini", ".cfg", ".yaml", ".yml", ".rtf", ".py"})
+ARCHIVE_SUFFIXES = frozenset({".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar"})
+
+# Reader failures that mean "this member's bytes are damaged", not "the
+# whole archive is unusable".
+_MEMBER_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError)
+
+MB = 1 << 20
+GB = 1 << 30
+
+
+class ZipBombError(SourceError):
+    """The archive would inflate beyond a safety limit; nothing was inflated."""
+
+
+class LayoutError(SourceError):
+    """The archive's folders are not `<split>/<class>/` as the dataset expects."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchiveLimits:
+    """Bounds on untrusted archives, checked from the zip directory before any
+    member is inflated. The defaults are far above the course's archives
+    (MalariaCells.zip: 550 MB, 43,400 members; its JPEGs barely compress) and
+    far below what would exhaust a laptop."""
+
+    max_members: int = 500_000
+    # Bounds the memory zipfile needs to parse the directory itself.
+    max_directory_bytes: int = 256 * MB
+    max_member_bytes: int = 256 * MB
+    max_total_bytes: int = 16 * GB
+    # Deflate tops out near 1032:1 and images rarely pass 20:1; members too
+    # small to hurt are exempt, since tiny files compress oddly.
+    max_ratio: float = 200.0
+    ratio_exempt_below: int = 1 * MB
+
+
+@dataclasses.dataclass(frozen=True)
+class MemberRef:
+    """One zip member that should be an image: where it is and what it claims."""
+
+    index: int            # position in the zip directory
+    name: str             # the raw member name, as the zip spells it
+    path: str             # normalised name: the record's key
+    split: str
+    label: int
+    file_size: int
+    compress_size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeSpec:
+    """How a member becomes a stored image."""
+
+    mode: str                              # "L" or "RGB"
+    size: tuple[int, int] | None = None    # (height, width); None keeps the native size
+    max_pixels: int = images.MAX_IMAGE_PIXELS
+
+
+@dataclasses.dataclass
+class FolderImage:
+    """A member on its way to becoming an example; the rules fill it in."""
+
+    member: MemberRef
+    source: str
+    data: bytes | None = None
+    pixels: np.ndarray | None = None
+    # Store the original bytes rather than a PNG (see _original_is_faithful).
+    keep_original: bool = False
+    digest: bytes = b""
+    encoded: bytes = b""
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}/{self.member.path}"
+
+    @property
+    def key(self) -> str:
+        return self.member.path
+
+    @property
+    def label(self) -> int:
+        return self.member.label
+
+
+# --- the zip directory --------------------------------------------------------
+
+_EOCD = b"PK\x05\x06"
+_ZIP64_LOCATOR = b"PK\x06\x07"
+_ZIP64_EOCD = b"PK\x06\x06"
+_EOCD_SIZE = 22
+_MAX_COMMENT = 0xFFFF
+
+
+def read_directory_claims(path: Path, source: str) -> tuple[int, int]:
+    """(member count, directory bytes) as the end-of-directory record declares them.
+
+    Read from the file's last bytes before zipfile parses the directory, so
+    a claimed billion members is refused without building a billion objects.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        tail_start = max(0, size - (_EOCD_SIZE + _MAX_COMMENT))
+        f.seek(tail_start)
+        tail = f.read()
+        at = tail.rfind(_EOCD)
+        if at < 0 or len(tail) - at < _EOCD_SIZE:
+            raise SourceError(f"{source}: not a zip archive (no end-of-directory record); "
+                              "the download may be incomplete or the file is something else.")
+        count, directory_bytes = struct.unpack("<HI", tail[at + 10:at + 16])
+        if count != 0xFFFF and directory_bytes != 0xFFFFFFFF:
+            return count, directory_bytes
+        locator_at = tail_start + at - 20
+        if locator_at < 0:
+            raise SourceError(f"{source}: damaged zip64 end-of-directory record.")
+        f.seek(locator_at)
+        locator = f.read(20)
+        if locator[:4] != _ZIP64_LOCATOR:
+            return count, directory_bytes
+        (record_at,) = struct.unpack("<Q", locator[8:16])
+        if record_at > size - 56:
+            raise SourceError(f"{source}: damaged zip64 end-of-directory record.")
+        f.seek(record_at)
+        record = f.read(56)
+        if record[:4] != _ZIP64_EOCD:
+            raise SourceError(f"{source}: damaged zip64 end-of-directory record.")
+        count64, directory64 = struct.unpack("<QQ", record[32:48])
+        return count64, directory64
+
+
+def normalised_parts(raw_name: str) -> tuple[str, ...] | None:
+    """The folder parts of a member name, or None when the name could reach
+    outside the archive's folder (absolute, drive letter, '..', NUL)."""
+    name = raw_name.replace("\\", "/")
+    if "\x00" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        return None
+    parts = tuple(part for part in name.split("/") if part not in ("", "."))
+    if not parts or ".." in parts:
+        return None
+    return parts
+
+
+def junk_kind(parts: Sequence[str]) -> str | None:
+    """What kind of non-record a member is, judged by its name, or None."""
+    if any(part.lower() == "__macosx" for part in parts):
+        return "macos_metadata"
+    if any(part.startswith(".") for part in parts):
+        return "hidden_file"
+    file_name = parts[-1].lower()
+    if file_name in ("thumbs.db", "ehthumbs.db"):
+        return "thumbs_db"
+    if file_name == "desktop.ini":
+        return "desktop_ini"
+    suffix = posixpath.splitext(file_name)[1]
+    if suffix in TEXT_SUFFIXES:
+        return "text_file"
+    if suffix in ARCHIVE_SUFFIXES:
+        return "nested_archive"  # never expanded: a zip inside a zip is a classic bomb
+    return None
+
+
+@dataclasses.dataclass
+class FolderArchive:
+    """What `scan_archive` learned; everything later steps need, no bytes."""
+
+    path: Path
+    source: str
+    wrapper: str | None
+    split_folders: dict[str, str]
+    records: dict[str, list[MemberRef | Dropped]]
+    junk: dict[str, Counter]
+
+    def junk_report(self) -> dict:
+        return {where: dict(sorted(kinds.items())) for where, kinds in sorted(self.junk.items())}
+
+    def layout_report(self) -> dict:
+        return {"wrapper": self.wrapper, "split_folders": dict(self.split_folders)}
+
+
+def _check_declared_sizes(source: str, refs: Iterable[MemberRef], archive_bytes: int,
+                          all_compressed: int, limits: ArchiveLimits) -> None:
+    total = 0
+    for ref in refs:
+        hint = ("If the archive is genuine, raise the limit "
+                "(ArchiveLimits in sign_datasets.formats.zip_folders).")
+        if ref.file_size > limits.max_member_bytes:
+            raise ZipBombError(
+                f"{source}: member {ref.name!r} declares {ref.file_size:,} bytes uncompressed, "
+                f"over the {limits.max_member_bytes:,}-byte limit for one image; the build "
+                f"stops before inflating it. {hint}")
+        ratio = ref.file_size / max(ref.compress_size, 1)
+        if ref.file_size >= limits.ratio_exempt_below and ratio > limits.max_ratio:
+            raise ZipBombError(
+                f"{source}: member {ref.name!r} inflates {ref.compress_size:,} bytes into "
+                f"{ref.file_size:,} (ratio {ratio:,.0f}:1, limit {limits.max_ratio:,.0f}:1); "
+                f"this looks like a zip bomb, so the build stops before inflating it. {hint}")
+        total += ref.file_size
+        if total > limits.max_total_bytes:
+            raise ZipBombError(
+                f"{source}: its images declare over {limits.max_total_bytes:,} bytes "
+                f"uncompressed in total; the build stops before inflating them. {hint}")
+    if all_compressed > archive_bytes:
+        # Honest members never share bytes; overlapping ones are how
+        # non-recursive zip bombs multiply one compressed kernel.
+        raise ZipBombError(
+            f"{source}: its members claim {all_compressed:,} compressed bytes in a "
+            f"{archive_bytes:,}-byte file, so they overlap: a zip bomb. The build stops.")
+
+
+def _find_root(candidates: list[tuple[str, ...]], source: str) -> tuple[str, ...]:
+    """The folder holding the split folders: the top, or one wrapper folder."""
+    def is_split(part: str) -> bool:
+        return part.lower() in SPLIT_FOLDER_ALIASES
+
+    at_top = sorted({p[0] for p in candidates if len(p) >= 2 and is_split(p[0])})
+    wrapped = sorted({p[0] for p in candidates if len(p) >= 3 and is_split(p[1])})
+    expected = ("Train/ and Test/ (any letter case; also train/test, training/testing), "
+                "at the top of the zip or inside one wrapper folder")
+    if at_top and wrapped:
+        raise LayoutError(
+            f"{source}: split folders appear both at the top ({at_top}) and inside "
+            f"wrapper folders ({wrapped}); expected {expected}.")
+    if at_top:
+        return ()
+    if len(wrapped) == 1:
+        return (wrapped[0],)
+    if wrapped:
+        raise LayoutError(f"{source}: several wrapper folders hold split folders: {wrapped}; "
+                          f"expected {expected}.")
+    top = sorted({p[0] + ("/" if len(p) > 1 else "") for p in candidates})
+    raise LayoutError(f"{source}: no split folders found; the zip's top level holds "
+                      f"{top[:30]}; expected {expected}.")
+
+
+def _open_directory(path: Path, source: str, limits: ArchiveLimits) -> list[zipfile.ZipInfo]:
+    """The zip's entries, after checking what the end record claims."""
+    count, directory_bytes = read_directory_claims(path, source)
+    if count > limits.max_members:
+        raise ZipBombError(f"{source}: declares {count:,} members, over the limit of "
+                           f"{limits.max_members:,}; the build stops before reading them.")
+    if directory_bytes > limits.max_directory_bytes:
+        raise ZipBombError(f"{source}: its directory declares {directory_bytes:,} bytes, over "
+                           f"the limit of {limits.max_directory_bytes:,}.")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise SourceError(f"{source}: cannot read the zip directory ({error}); the download "
+                          "may be incomplete. Delete it from the download cache and retry.") from None
+    if len(infos) > limits.max_members:
+        raise ZipBombError(f"{source}: holds {len(infos):,} members, over the limit of "
+                           f"{limits.max_members:,}.")
+    return infos
+
+
+def _find_split_folders(candidates: list[tuple[str, ...]], root: tuple[str, ...],
+                        source: str) -> dict[str, str]:
+    """{split: folder name as spelled in the zip}, for both splits."""
+    split_folders: dict[str, str] = {}
+    for parts in candidates:
+        rest = parts[len(root):]
+        if parts[:len(root)] == root and len(rest) >= 2 and rest[0].lower() in SPLIT_FOLDER_ALIASES:
+            split = SPLIT_FOLDER_ALIASES[rest[0].lower()]
+            seen = split_folders.setdefault(split, rest[0])
+            if seen != rest[0]:
+                raise LayoutError(f"{source}: both {seen}/ and {rest[0]}/ hold the {split} split; "
+                                  "keep one.")
+    missing = [split for split in SPLITS if split not in split_folders]
+    if missing:
+        prefix = "".join(part + "/" for part in root)
+        found = sorted(f"{prefix}{folder}/" for folder in split_folders.values())
+        raise LayoutError(f"{source}: no folder for the {' and '.join(missing)} split; found "
+                          f"split folders {found}; expected Train/ and Test/ (any letter case; "
+                          "also train/test, training/testing).")
+    return split_folders
+
+
+def _check_class_folders(folder_names: list[str], class_names: Sequence[str], where: str,
+                         source: str) -> None:
+    wanted = {name.lower() for name in class_names}
+    unknown = [folder for folder in folder_names if folder.lower() not in wanted]
+    spellings = Counter(folder.lower() for folder in folder_names)
+    clashes = [folder for folder in folder_names if spellings[folder.lower()] > 1]
+    if unknown or clashes:
+        problem = (f"class folder(s) {unknown} are not classes of this dataset" if unknown
+                   else f"class folders {clashes} differ only in letter case")
+        raise LayoutError(f"{source}: in {where}, {problem}; found {folder_names}; "
+                          f"expected {list(class_names)} (any letter case).")
+    if not folder_names:
+        raise LayoutError(f"{source}: {where} holds no images in class folders; "
+                          f"expected folders {list(class_names)}.")
+
+
+def _in_name_order(refs: list[MemberRef], source: str) -> list[MemberRef | Dropped]:
+    """Sorted by name; a second entry with a name already seen is dropped,
+    since keys come from names and two examples cannot share one."""
+    ordered: list[MemberRef | Dropped] = []
+    previous = None
+    for ref in sorted(refs, key=lambda ref: (ref.path, ref.index)):
+        if ref.path == previous:
+            ordered.append(Dropped("duplicate_member_name", f"{source}/{ref.path}",
+                                   f"zip entry {ref.index} repeats the name"))
+        else:
+            ordered.append(ref)
+        previous = ref.path
+    return ordered
+
+
+def scan_archive(path: Path, class_names: Sequence[str], source: str | None = None,
+                 limits: ArchiveLimits = ArchiveLimits()) -> FolderArchive:
+    """Reads the zip directory (not the members) and plans the records.
+
+    Raises `ZipBombError` or `LayoutError` (both `SourceError`) with a
+    message naming the archive and the member or folders at fault.
+    """
+    path = Path(path)
+    source = source or path.name
+    infos = _open_directory(path, source, limits)
+
+    junk: dict[str, Counter] = {}
+    candidates: list[tuple[int, tuple[str, ...]]] = []
+    junk_members: list[tuple[tuple[str, ...], str]] = []
+    for index, info in enumerate(infos):
+        if info.is_dir():
+            continue  # folders are structure, not content
+        parts = normalised_parts(info.filename)
+        if parts is None:
+            junk.setdefault(OUTSIDE_SPLITS, Counter())["unsafe_path"] += 1
+            continue
+        kind = junk_kind(parts)
+        if kind:
+            junk_members.append((parts, kind))
+        else:
+            candidates.append((index, parts))
+
+    root = _find_root([parts for _, parts in candidates], source)
+    split_folders = _find_split_folders([parts for _, parts in candidates], root, source)
+    folder_to_split = {folder: split for split, folder in split_folders.items()}
+
+    def split_of(parts: tuple[str, ...]) -> str | None:
+        if parts and parts[0].lower() == "__macosx":
+            parts = parts[1:]
+        if parts[:len(root)] != root or len(parts) <= len(root) + 1:
+            return None
+        return folder_to_split.get(parts[len(root)])
+
+    for parts, kind in junk_members:
+        junk.setdefault(split_of(parts) or OUTSIDE_SPLITS, Counter())[kind] += 1
+
+    labels = {name.lower(): label for label, name in enumerate(class_names)}
+    class_folders: dict[str, set[str]] = {split: set() for split in SPLITS}
+    placed: list[tuple[int, tuple[str, ...], str, str]] = []
+    for index, parts in candidates:
+        split = split_of(parts)
+        if split is None:
+            junk.setdefault(OUTSIDE_SPLITS, Counter())["outside_split_folders"] += 1
+            continue
+        rest = parts[len(root) + 1:]
+        if len(rest) < 2:
+            junk.setdefault(split, Counter())["outside_class_folders"] += 1
+            continue
+        # Deeper folders inside a class folder still belong to the class, as
+        # with keras' image_dataset_from_directory.
+        class_folders[split].add(rest[0])
+        placed.append((index, parts, split, rest[0]))
+    prefix = "".join(part + "/" for part in root)
+    for split in SPLITS:
+        _check_class_folders(sorted(class_folders[split]), class_names,
+                             f"{prefix}{split_folders[split]}/", source)
+
+    refs_by_split: dict[str, list[MemberRef]] = {split: [] for split in SPLITS}
+    for index, parts, split, folder in placed:
+        info = infos[index]
+        refs_by_split[split].append(MemberRef(
+            index=index, name=info.filename, path="/".join(parts), split=split,
+            label=labels[folder.lower()], file_size=info.file_size,
+            compress_size=info.compress_size))
+    _check_declared_sizes(source, (r for refs in refs_by_split.values() for r in refs),
+                          path.stat().st_size, sum(i.compress_size for i in infos), limits)
+    return FolderArchive(path=path, source=source, wrapper=root[0] if root else None,
+                         split_folders=split_folders,
+                         records={split: _in_name_order(refs, source)
+                                  for split, refs in refs_by_split.items()},
+                         junk=junk)
+
+
+# --- members -> records (runs in worker processes) -----------------------------
+
+# One open ZipFile per (process, archive). Forked workers must not share the
+# parent's file object: the file offset is shared between processes.
+_OPEN_ZIPS: dict[tuple[int, str], zipfile.ZipFile] = {}
+
+
+def _zip_for_this_process(archive_path: str) -> zipfile.ZipFile:
+    key = (os.getpid(), archive_path)
+    zf = _OPEN_ZIPS.get(key)
+    if zf is None:
+        zf = _OPEN_ZIPS[key] = zipfile.ZipFile(archive_path)
+    return zf
+
+
+def release_archive(archive_path: str) -> None:
+    """Closes this process's handle on `archive_path`, if it has one."""
+    zf = _OPEN_ZIPS.pop((os.getpid(), str(archive_path)), None)
+    if zf is not None:
+        zf.close()
+
+
+def read_member(image: FolderImage, archive_path: str) -> FolderImage:
+    """Rule: inflates the member, never past the size the directory declared."""
+    ref = image.member
+    zf = _zip_for_this_process(archive_path)
+    info = zf.infolist()[ref.index]
+    if info.filename != ref.name:
+        raise SourceError(f"{image.source}: the zip changed while it was read "
+                          f"(entry {ref.index} is now {info.filename!r}, was {ref.name!r}).")
+    try:
+        with zf.open(info) as stream:
+            data = stream.read(ref.file_size + 1)
+    except RuntimeError as error:  # encrypted members
+        raise Dropped("unreadable_member", image.where, str(error)) from None
+    except NotImplementedError as error:  # compression methods Python lacks
+        raise Dropped("unreadable_member", image.where, str(error)) from None
+    except _MEMBER_READ_ERRORS as error:
+        raise Dropped("corrupt_member", image.where, f"{type(error).__name__}: {error}") from None
+    if len(data) > ref.file_size:
+        raise ZipBombError(f"{image.where}: inflates past its declared {ref.file_size:,} bytes; "
+                           "the archive lies about its sizes, so the build stops.")
+    image.data = data
+    return image
+
+
+def _original_is_faithful(data: bytes, mode: str, pixels: np.ndarray) -> bool:
+    """True when storing the original bytes loses nothing: a JPEG or PNG,
+    already in `mode`, upright, at the stored size. Re-encoding a JPEG would
+    only add loss; TensorFlow then decodes the original as keras does (its
+    JPEG decoder may differ from Pillow's by a few levels)."""
+    try:
+        with Image.open(io.BytesIO(data), formats=("JPEG", "PNG")) as original:
+            if original.mode != mode or original.size != (pixels.shape[1], pixels.shape[0]):
+                return False
+            if original.format == "PNG":
+                return "transparency" not in original.info
+            return original.getexif().get(0x0112, 1) == 1
+    except Exception:  # noqa: BLE001 - any doubt means re-encode
+        return False
+
+
+def decode_member(image: FolderImage, spec: DecodeSpec) -> FolderImage:
+    """Rule: decodes by content into the dataset's mode (drops bad images)."""
+    pixels = images.decode_image(image.data, spec.mode, image.where, spec.max_pixels)
+    image.pixels = pixels
+    # Duplicates are judged on the decoded pixels before any resize, so every
+    # size config of a dataset drops the same images.
+    shape = np.asarray(pixels.shape, dtype=np.int64).tobytes()
+    image.digest = hashlib.blake2b(shape + pixels.tobytes(), digest_size=16).digest()
+    image.keep_original = True  # until a later step changes the pixels
+    return image
+
+
+def fit_size(image: FolderImage, spec: DecodeSpec) -> FolderImage:
+    """Rule: resizes to the config's size, if it has one."""
+    if spec.size is not None and image.pixels.shape[:2] != tuple(spec.size):
+        image.pixels = images.resize(image.pixels, *spec.size)
+        image.keep_original = False
+    return image
+
+
+def encode_member(image: FolderImage, spec: DecodeSpec) -> FolderImage:
+    """Rule: the bytes the dataset stores; drops the bulky intermediates,
+    which would otherwise travel back from the worker."""
+    keep = image.keep_original and _original_is_faithful(image.data, spec.mode, image.pixels)
+    image.keep_original = keep
+    image.encoded = image.data if keep else images.encode_png(image.pixels)
+    image.data = None
+    image.pixels = None
+    return image
+
+
+def forget_pixels(image: FolderImage) -> FolderImage:
+    image.data = None
+    image.pixels = None
+    return image
+
+
+def member_rules(archive_path: str, spec: DecodeSpec, encode: bool = True) -> list:
+    """The per-member rules, as picklable partials; `encode=False` stops after
+    the digest (enough to compare splits)."""
+    rules = [functools.partial(read_member, archive_path=archive_path),
+             functools.partial(decode_member, spec=spec)]
+    if encode:
+        rules += [functools.partial(fit_size, spec=spec),
+                  functools.partial(encode_member, spec=spec)]
+    else:
+        rules.append(forget_pixels)
+    return rules
+
+
+def read_chunk(members: Sequence[MemberRef | Dropped], archive_path: str, source: str,
+               spec: DecodeSpec, encode: bool = True) -> list[FolderImage | Dropped]:
+    """Members -> records, in order; never raises for one bad member."""
+    rules = member_rules(archive_path, spec, encode)
+    return [member if isinstance(member, Dropped)
+            else screen(FolderImage(member, source), rules)
+            for member in members]
+
+
+def chunks(members: Sequence[MemberRef | Dropped], max_members: int = 256,
+           max_bytes: int = 4 * MB) -> Iterator[list[MemberRef | Dropped]]:
+    """Groups members so that each worker task is worth its IPC, and small."""
+    chunk: list[MemberRef | Dropped] = []
+    size = 0
+    for member in members:
+        chunk.append(member)
+        size += member.file_size if isinstance(member, MemberRef) else 0
+        if len(chunk) >= max_members or size >= max_bytes:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def read_split(archive: FolderArchive, split: str, spec: DecodeSpec, workers: int | None = None,
+               encode: bool = True) -> Iterator[FolderImage | Dropped]:
+    """Records of one split in member order, decoded on every core."""
+    work = functools.partial(read_chunk, archive_path=str(archive.path), source=archive.source,
+                             spec=spec, encode=encode)
+    try:
+        for records in ordered_map(work, chunks(archive.records[split]), workers):
+            yield from records
+    finally:
+        release_archive(str(archive.path))
+
+
+# --- whole-split rules (main process) --------------------------------------------
+
+MAX_LEAKAGE_EXAMPLES = 10
+
+
+def no_repeated_images() -> DuplicateFilter:
+    """Rule: a later image with the same decoded pixels as an earlier one of
+    the same split is dropped."""
+    return DuplicateFilter(content=lambda image: image.digest, where=lambda image: image.where,
+                           reason="duplicate_image")
+
+
+class LeakageCheck:
+    """Finds test images whose pixels equal a train image's.
+
+    Train records pass `remember`; test records pass `check`, which reports
+    them (and drops them when asked). Only digests are held.
+    """
+
+    def __init__(self, drop_from_test: bool = False):
+        self.drop_from_test = drop_from_test
+        self.train_known = False
+        self._train: dict[bytes, str] = {}
+        self.count = 0
+        self.examples: list[str] = []
+
+    def remember(self, image: FolderImage) -> FolderImage:
+        self._train.setdefault(image.digest, image.where)
+        return image
+
+    def learn_train(self, train_images: Iterable[FolderImage | Dropped]) -> None:
+        for image in train_images:
+            if not isinstance(image, Dropped):
+                self.remember(image)
+        self.train_known = True
+
+    def check(self, image: FolderImage) -> FolderImage:
+        first = self._train.get(image.digest)
+        if first is None:
+            return image
+        self.count += 1
+        if len(self.examples) < MAX_LEAKAGE_EXAMPLES:
+            self.examples.append(f"{image.where} = {first}")
+        if self.drop_from_test:
+            raise Dropped("leaked_from_train", image.where, f"same pixels as {first}")
+        return image
+
+    def report(self) -> dict:
+        return {"count": self.count, "examples": list(self.examples),
+                "dropped_from_test": self.drop_from_test}
+
+
+# --- TFDS ---------------------------------------------------------------------
+
+@dataclasses.dataclass
+class FolderConfig(tfds.core.BuilderConfig):
+    """size: (height, width) every image is resized to; None keeps native sizes.
+    drop_leaked_from_test: drop test images whose pixels equal a train image."""
+
+    size: tuple[int, int] | None = None
+    drop_leaked_from_test: bool = False
+
+
+class ImageFolderBuilder(CleanedBuilder, skip_registration=True):
+    """A dataset read from one zip of `<split>/<class>/<image>` folders."""
+
+    ARCHIVE: str = ""
+    CLASS_NAMES: tuple[str, ...] = ()
+    MODE: str = "RGB"
+    ARCHIVE_LIMITS = ArchiveLimits()
+
+    def image_shape(self) -> tuple[int | None, int | None, int]:
+        height, width = self.builder_config.size or (None, None)
+        return height, width, 1 if self.MODE == "L" else 3
+
+    def decode_spec(self) -> DecodeSpec:
+        size = self.builder_config.size
+        return DecodeSpec(mode=self.MODE, size=tuple(size) if size else None)
+
+    def _features(self):
+        return tfds.features.FeaturesDict({
+            "image": tfds.features.Image(shape=self.image_shape()),
+            "label": tfds.features.ClassLabel(names=self.CLASS_NAMES),
+        })
+
+    def _split_generators(self, dl_manager):
+        path = self.download_object(dl_manager, self.ARCHIVE)
+        archive = scan_archive(path, self.CLASS_NAMES, source=self.ARCHIVE,
+                               limits=self.ARCHIVE_LIMITS)
+        self.info.metadata["junk"] = archive.junk_report()
+        self.info.metadata["layout"] = archive.layout_report()
+        leakage = LeakageCheck(drop_from_test=self.builder_config.drop_leaked_from_test)
+        return {split: self._generate_examples(archive, split, leakage) for split in SPLITS}
+
+    def _generate_examples(self, archive: FolderArchive, split: str, leakage: LeakageCheck):
+        spec = self.decode_spec()
+        rules = [no_repeated_images()]
+        if split == "train":
+            rules.append(leakage.remember)
+        else:
+            if not leakage.train_known:
+                # TFDS wrote test first (or alone): learn train's pixels now.
+                leakage.learn_train(read_split(archive, "train", spec, encode=False))
+            rules.append(leakage.check)
+        yield from self.cleaned_examples(
+            split, read_split(archive, split, spec), rules,
+            lambda image: (image.key, {"image": image.encoded, "label": image.label}))
+        if split == "train":
+            leakage.train_known = True
+        else:
+            self.info.metadata["leakage"] = leakage.report()
