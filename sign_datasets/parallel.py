@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator, TypeVar
@@ -30,6 +31,23 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _end_with_parent(parent: int) -> None:
+    """Worker start-up: ask Linux to kill this worker when the build dies.
+
+    A forked worker otherwise outlives a killed build, waiting forever on a
+    queue nobody writes to and holding a copy of the build's memory. Linux
+    ties the request to the thread that started the pool: ordered_map's
+    caller, which iterates it to the end.
+    """
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: nothing to ask
+        return
+    if os.getppid() != parent:  # the build died before the request took effect
+        os._exit(1)
+
+
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int | None = None,
                 window: int | None = None) -> Iterator[R]:
     """Like map(fn, items), spread over `workers` processes, in order."""
@@ -41,7 +59,8 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int | None = 
     # fork: workers start in milliseconds and inherit the imported modules;
     # they only run numpy/pandas/Pillow code, never TensorFlow.
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_end_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         pending: deque = deque()
         for item in items:
             pending.append(pool.submit(fn, item))
