@@ -142,28 +142,30 @@ def prepared_builder(name: str, data_dir: str | None = None):
     return builder
 
 
-def read_split(builder, spec: str, shape: tuple[int, int, int]):
-    """(uint8 image, label) pairs of one split, conformed to the model's input shape."""
-    import tensorflow as tf
+def read_split(builder, spec: str, shape: tuple[int, int, int], batch_size: int,
+               shuffle: bool = False, seed: int = 0, cache: bool = False):
+    """Batches of (uint8 images, labels) of one split, conformed to the model's
+    input shape, through the project's tuned read path."""
+    from sign_datasets.pipeline import pipeline
 
-    dataset = builder.as_dataset(split=spec, as_supervised=True, shuffle_files=False)
-    return dataset.map(lambda image, label: (conform_image(image, shape), label),
-                       num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def _cache_if_small(dataset, count: int, shape):
-    height, width, channels = shape
-    if count * height * width * channels <= MAX_CACHED_BYTES:
-        return dataset.cache()
-    return dataset
+    shape = tuple(shape)
+    count = builder.info.splits[spec].num_examples
+    image_bytes = shape[0] * shape[1] * shape[2]
+    # Conforming is per image; a dataset already in the model's shape skips
+    # it and is decoded a whole batch at a time.
+    conform = None
+    if tuple(builder.info.features["image"].shape) != shape:
+        def conform(image, label):
+            return conform_image(image, shape), label
+    return pipeline(builder, spec, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                    cache=cache, preprocess=conform,
+                    shuffle_buffer=max(1, min(count, SHUFFLE_BUFFER_BYTES // image_bytes)))
 
 
 def load_splits(name: str, data_dir: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                 image_size=None, channels: int | None = None,
                 validation_share: float = DEFAULT_VALIDATION_SHARE, seed: int = 0) -> Splits:
     """Train, validation and test pipelines: cache, shuffle (train), batch, prefetch."""
-    import tensorflow as tf
-
     builder = prepared_builder(name, data_dir)
     info = builder.info
     if "image" not in info.features or "label" not in info.features:
@@ -175,19 +177,17 @@ def load_splits(name: str, data_dir: str | None = None, batch_size: int = DEFAUL
         raise DataSetupError(f"{name}: the {'train' if counts['train'] == 0 else 'validation'} "
                              f"slice is empty ({specs}); the split is too small to hold one out")
 
-    bytes_per_image = shape[0] * shape[1] * shape[2]
-    buffer = max(1, min(counts["train"], SHUFFLE_BUFFER_BYTES // bytes_per_image))
-    train = _cache_if_small(read_split(builder, specs["train"], shape), counts["train"], shape)
-    train = (train.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-             .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+    def fits_in_memory(role):
+        return counts[role] * shape[0] * shape[1] * shape[2] <= MAX_CACHED_BYTES
 
     def evaluation_pipeline(role):
-        dataset = read_split(builder, specs[role], shape)
-        return _cache_if_small(dataset, counts[role], shape).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        return read_split(builder, specs[role], shape, batch_size, cache=fits_in_memory(role))
 
     return Splits(
         name=name, full_name=info.full_name,
-        train=train, validation=evaluation_pipeline("validation"),
+        train=read_split(builder, specs["train"], shape, batch_size, shuffle=True, seed=seed,
+                         cache=fits_in_memory("train")),
+        validation=evaluation_pipeline("validation"),
         test=evaluation_pipeline("test") if specs["test"] else None,
         class_names=list(info.features["label"].names), input_shape=shape,
         split_specs=specs, num_examples=counts)
@@ -196,13 +196,11 @@ def load_splits(name: str, data_dir: str | None = None, batch_size: int = DEFAUL
 def load_evaluation_split(name: str, split: str, shape: tuple[int, int, int],
                           data_dir: str | None = None, batch_size: int = 256):
     """(batched dataset, class names, example count) of one split, for evaluating a saved model."""
-    import tensorflow as tf
-
     builder = prepared_builder(name, data_dir)
     try:
         count = builder.info.splits[split].num_examples
     except (KeyError, ValueError) as error:
         raise DataSetupError(f"{name} has no split {split!r} (it has "
                              f"{sorted(builder.info.splits.keys())}): {error}") from None
-    dataset = read_split(builder, split, tuple(shape)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    dataset = read_split(builder, split, tuple(shape), batch_size)
     return dataset, list(builder.info.features["label"].names), count

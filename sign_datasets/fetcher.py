@@ -7,7 +7,13 @@ hosts the user allowed), file:// only beneath a local source, never cloud
 metadata or link-local addresses unless explicitly allowed.
 
 Speed comes from one pooled `requests.Session` shared by a thread pool: the
-work is waiting on the network, which threads do well. Every failure a single
+work is waiting on the network, which threads do well. The session is set up
+as usual (an HTTPAdapter with urllib3's Retry, no proxies from the
+environment), but each GET goes straight to the adapter's urllib3 pool:
+requests' own per-call work (preparing the request, merging settings,
+cookies, hooks) cost more CPU than the rest of a fetch together, and with
+hundreds of URLs a second that CPU, not the network, bounds the speed
+(docs/BENCHMARKS.md, "Fetcher"). Every failure a single
 URL can have (404, 5xx after retries, timeout, oversized body, refused URL)
 comes back as a `FetchResult` with a named reason, never as an exception, so
 a builder can count it as a drop. Results come back in input order whatever
@@ -20,6 +26,7 @@ a rebuild fetches nothing and an interrupted build resumes where it stopped.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -70,6 +77,7 @@ MAX_URL_CHARS = 4096
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_FAILED_SHARE = 0.10
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CACHE_FOLDER = "sign_datasets_fetch"
 _STREAM_CHUNK = 64 * 1024
 # Bodies up to this size also travel in memory with their result; the window
@@ -388,6 +396,13 @@ class Fetcher:
         self.policy = UrlPolicy(sources.source_base(source), self.settings.allowed_hosts)
         self.cache_dir = Path(cache_dir)
         self._session = self._new_session()
+        adapter = self._session.get_adapter("http://")
+        # The session's own pool and Retry, used without requests' per-call layer.
+        self._pool: urllib3.PoolManager = adapter.poolmanager
+        self._retry: Retry = adapter.max_retries
+        self._timeout = urllib3.Timeout(connect=self.settings.connect_timeout,
+                                        read=self.settings.read_timeout)
+        self._headers = dict(self._session.headers)
         self._made_folders: set[str] = set()
 
     def _new_session(self) -> requests.Session:
@@ -429,7 +444,10 @@ class Fetcher:
 
     def cache_path(self, url: str) -> Path:
         digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
-        return self.cache_dir / digest[:2] / digest
+        # 16 folders: a million URLs make 62,500 files each, which ext4 and
+        # friends index well, while a small fetch does not pay a mkdir (about
+        # 0.3 ms here) for almost every URL, as 256 folders would.
+        return self.cache_dir / digest[:1] / digest
 
     def fetch(self, url: str) -> FetchResult:
         """Fetches one URL; every per-URL failure is a result, never an exception.
@@ -448,10 +466,13 @@ class Fetcher:
             return FetchResult(url, cached, from_cache=True)
         try:
             return self._download(url, cached)
-        except requests.exceptions.RequestException as error:
+        except urllib3.exceptions.MaxRetryError as error:
+            if isinstance(error.reason, urllib3.exceptions.ResponseError):
+                # Retries spent on statuses that never came back 200.
+                return FetchResult(url, reason=SERVER_ERROR, detail=_short(error))
             reason = TIMEOUT if _timed_out(error) else CONNECTION_FAILED
             return FetchResult(url, reason=reason, detail=_short(error))
-        except urllib3.exceptions.HTTPError as error:
+        except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException) as error:
             reason = TIMEOUT if _timed_out(error) else CONNECTION_FAILED
             return FetchResult(url, reason=reason, detail=_short(error))
 
@@ -469,10 +490,11 @@ class Fetcher:
         deadline = time.monotonic() + s.total_timeout
         current = url
         for hop in range(s.max_redirects + 1):
-            response = self._session.get(current, stream=True, allow_redirects=False,
-                                         timeout=(s.connect_timeout, s.read_timeout))
-            with response:
-                if response.is_redirect:
+            response = self._pool.urlopen("GET", current, headers=self._headers,
+                                          retries=self._retry, redirect=False,
+                                          timeout=self._timeout, preload_content=False)
+            try:
+                if response.status in _REDIRECT_STATUSES and "location" in response.headers:
                     target = urllib.parse.urljoin(current, response.headers["location"])
                     if hop == s.max_redirects:
                         return FetchResult(url, reason=TOO_MANY_REDIRECTS,
@@ -482,10 +504,18 @@ class Fetcher:
                         return FetchResult(url, reason=REFUSED, detail=refusal)
                     current = target
                     continue
-                if response.status_code != 200:
-                    return FetchResult(url, reason=_status_reason(response.status_code),
-                                       detail=f"HTTP {response.status_code} from {current}")
+                if response.status != 200:
+                    return FetchResult(url, reason=_status_reason(response.status),
+                                       detail=f"HTTP {response.status} from {current}")
                 return self._store(url, response, cached, deadline)
+            finally:
+                # A connection goes back to the pool for the next URL only
+                # once its body was read to the end; with a body left unread
+                # (an error status, a refusal) it would answer the next GET
+                # with stale bytes, so it is closed instead.
+                if not response.isclosed():
+                    response.close()
+                response.release_conn()
         raise AssertionError("unreachable: the loop returns on its last hop")
 
     def _redirect_refusal(self, current: str, target: str) -> str:
@@ -499,7 +529,7 @@ class Fetcher:
             return f"redirect to {target[:200]}: {refused}"
         return ""
 
-    def _store(self, url: str, response: requests.Response, cached: Path,
+    def _store(self, url: str, response: urllib3.BaseHTTPResponse, cached: Path,
                deadline: float) -> FetchResult:
         cap = self.settings.max_bytes
         declared = response.headers.get("content-length", "")
@@ -517,10 +547,11 @@ class Fetcher:
         partial = f"{cached}.{secrets.token_hex(6)}.part"
         descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         chunks: list[bytes] | None = []
+        stored = False
         try:
             size = 0
             try:
-                for chunk in response.iter_content(_STREAM_CHUNK):
+                for chunk in response.stream(_STREAM_CHUNK, decode_content=False):
                     size += len(chunk)
                     if size > cap:
                         return FetchResult(url, reason=TOO_LARGE,
@@ -536,9 +567,11 @@ class Fetcher:
             finally:
                 os.close(descriptor)
             os.replace(partial, cached)
+            stored = True
         finally:
-            if os.path.exists(partial):
-                os.unlink(partial)
+            if not stored:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(partial)
         return FetchResult(url, cached, data=b"".join(chunks) if chunks is not None else None)
 
     # --- many URLs ---------------------------------------------------------

@@ -32,3 +32,51 @@ def example_grid(name: str, data_dir: str | None = None, out: Path | str = "exam
     figure.savefig(out, dpi=100)
     plt.close(figure)
     return out
+
+
+# --- tfds.show_examples for raw pixels --------------------------------------------
+
+def raw_image_keys(info) -> list[str]:
+    """Features that hold a picture as a raw uint8 (H, W, 1 or 3) tensor."""
+    import numpy as np
+    import tensorflow_datasets as tfds
+
+    return [key for key, feature in info.features.items()
+            if isinstance(feature, tfds.features.Tensor) and len(feature.shape) == 3
+            and feature.shape[-1] in (1, 3) and np.dtype(feature.np_dtype) == np.uint8]
+
+
+_show_examples_registered = False
+
+
+def register_show_examples() -> None:
+    """Lets `tfds.show_examples` draw datasets whose images are raw uint8 tensors.
+
+    TFDS's image grid only recognises tfds.features.Image. A custom feature
+    would be recognised, but then a process without this package could not
+    load the dataset; a visualizer changes nothing stored. Idempotent.
+    """
+    import importlib
+
+    from tensorflow_datasets.core.visualization import image_visualizer
+
+    # The package re-exports the function under the module's name.
+    show_examples = importlib.import_module("tensorflow_datasets.core.visualization.show_examples")
+
+    class RawImageGridVisualizer(image_visualizer.ImageGridVisualizer):
+        """The image grid, for uint8 (H, W, C) Tensor features."""
+
+        def match(self, ds_info) -> bool:
+            return bool(raw_image_keys(ds_info))
+
+        def show(self, ds, ds_info, *args, image_key=None, **kwargs):
+            keys = raw_image_keys(ds_info)
+            return super().show(ds, ds_info, *args,
+                                image_key=image_key or ("image" if "image" in keys else keys[0]),
+                                **kwargs)
+
+    global _show_examples_registered
+    if not _show_examples_registered:
+        # TFDS has no public registry; this list is what show_examples tries.
+        show_examples._ALL_VISUALIZERS.append(RawImageGridVisualizer())
+        _show_examples_registered = True
