@@ -2,22 +2,22 @@
 
 import tensorflow_datasets as tfds
 
-from sign_datasets.formats.zip_folders import FolderConfig, ImageFolderBuilder
+from sign_datasets.catalog_builders import builder_configs
+from sign_datasets.catalog_file import project_entry
+from sign_datasets.formats.zip_folders import ImageFolderBuilder
+
+# Version, release notes, configs, archive, classes and mode: sign_datasets/catalog.toml.
+ENTRY = project_entry("malaria_cells")
 
 
 class Builder(ImageFolderBuilder):
     """Thin-blood-smear cell crops, parasitized or uninfected, in RGB."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release: image folders with cleaning accounting."}
-    BUILDER_CONFIGS = [
-        FolderConfig(name="native", description="Every crop at its own size, RGB."),
-        FolderConfig(name="124x124", size=(124, 124),
-                     description="Every crop resized to 124x124, RGB (the course's size)."),
-    ]
-    DEFAULT_BUILDER_CONFIG_NAME = "native"
-    HOMEPAGE = "https://lhncbc.nlm.nih.gov/LHC-research/LHC-projects/image-processing/malaria-datasheet.html"
+    VERSION = tfds.core.Version(ENTRY.version)
+    RELEASE_NOTES = ENTRY.release_notes
+    BUILDER_CONFIGS = builder_configs(ENTRY)
+    HOMEPAGE = ENTRY.homepage
 
-    ARCHIVE = "MalariaCells.zip"
-    CLASS_NAMES = ("Parasitized", "Uninfected")
-    MODE = "RGB"
+    ARCHIVE = ENTRY.sources[0].target
+    CLASS_NAMES = ENTRY.classes
+    MODE = ENTRY.mode

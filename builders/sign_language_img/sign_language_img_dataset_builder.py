@@ -2,30 +2,30 @@
 
 import tensorflow_datasets as tfds
 
-from sign_datasets.builder import sign_features
-from sign_datasets.formats.zip_folders import FolderConfig, ImageFolderBuilder
-from sign_datasets.labels import SIGN_LETTERS
+from sign_datasets.builder import ENCODED_IMAGE, sign_features
+from sign_datasets.catalog_builders import builder_configs
+from sign_datasets.catalog_file import project_entry
+from sign_datasets.formats.zip_folders import ImageFolderBuilder
+
+# Version, release notes, configs and sources: sign_datasets/catalog.toml.
+ENTRY = project_entry("sign_language_img")
 
 
 class Builder(ImageFolderBuilder):
     """Sign Language MNIST as 28x28 grayscale JPEGs in Train/<letter>/ and Test/<letter>/."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release: image folders with cleaning accounting."}
-    BUILDER_CONFIGS = [
-        FolderConfig(name="28x28", size=(28, 28),
-                     description="Every image as 28x28 grayscale (the originals' size)."),
-        FolderConfig(name="28x28_no_leakage", size=(28, 28), drop_leaked_from_test=True,
-                     description="As 28x28, without the test images whose pixels equal a "
-                                 "train image's."),
-    ]
-    DEFAULT_BUILDER_CONFIG_NAME = "28x28"
-    HOMEPAGE = "https://www.kaggle.com/datamunge/sign-language-mnist"
+    VERSION = tfds.core.Version(ENTRY.version)
+    RELEASE_NOTES = ENTRY.release_notes
+    BUILDER_CONFIGS = builder_configs(ENTRY)
+    HOMEPAGE = ENTRY.homepage
 
-    ARCHIVE = "sign-language-img.zip"
-    CLASS_NAMES = SIGN_LETTERS
-    MODE = "L"
+    ARCHIVE = ENTRY.sources[0].target
+    CLASS_NAMES = ENTRY.classes
+    MODE = ENTRY.mode
 
     def _features(self):
         # The same features as every sign-language dataset: one model serves all.
-        return sign_features(self.image_shape())
+        # The JPEGs stay encoded: TensorFlow then decodes them exactly as keras
+        # does, which Pillow in the workers would not (its IDCT differs by up
+        # to 3 levels from TensorFlow's default INTEGER_FAST one).
+        return sign_features(self.image_shape(), storage=ENCODED_IMAGE)

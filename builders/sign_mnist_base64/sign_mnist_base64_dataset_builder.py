@@ -3,18 +3,21 @@
 import tensorflow_datasets as tfds
 
 from sign_datasets.builder import CleanedBuilder, sign_features
+from sign_datasets.catalog_file import project_entry
 from sign_datasets.formats import base64_json
 
-ARCHIVE = "databasesLoadData.zip"
-MEMBER = "sign_mnist_base64/data.json"
+# Version, release notes, configs and sources: sign_datasets/catalog.toml.
+ENTRY = project_entry("sign_mnist_base64")
+ARCHIVE = ENTRY.sources[0].target
+MEMBER = ENTRY.sources[0].member
 
 
 class Builder(CleanedBuilder):
     """Sign-language letters decoded from a JSON object of label -> base64 image."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release: tolerant base64 reading, counted drops, resize rule."}
-    HOMEPAGE = "https://www.kaggle.com/datamunge/sign-language-mnist"
+    VERSION = tfds.core.Version(ENTRY.version)
+    RELEASE_NOTES = ENTRY.release_notes
+    HOMEPAGE = ENTRY.homepage
 
     def _features(self):
         return sign_features()
@@ -25,6 +28,13 @@ class Builder(CleanedBuilder):
         return {"train": self._generate_examples(archive)}
 
     def _generate_examples(self, archive):
+        if self.generates_on_beam:
+            with self.open_member(archive, MEMBER) as stream:
+                entries = list(base64_json.read(stream, f"{ARCHIVE}/{MEMBER}"))
+            return self.beam_examples(base64_json.beam_plan(self.info.full_name, "train", entries))
+        return self._generate_locally(archive)
+
+    def _generate_locally(self, archive):
         examples = base64_json.SignExamples()
         with self.open_member(archive, MEMBER) as stream:
             entries = base64_json.read(stream, f"{ARCHIVE}/{MEMBER}")

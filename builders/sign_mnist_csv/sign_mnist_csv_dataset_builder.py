@@ -1,15 +1,19 @@
 """Sign Language MNIST from the course's CSVs of 28x28 pixel rows."""
 
 import dataclasses
+import functools
 
 import tensorflow_datasets as tfds
 
 from sign_datasets.builder import CleanedBuilder, sign_features
+from sign_datasets.catalog_file import project_entry
 from sign_datasets.formats import csv_pixels
 from sign_datasets.labels import CSV_LABEL_TO_INDEX
 
-ARCHIVE = "databasesLoadData.zip"
-TEST_MEMBER = "sign_mnist_test/sign_mnist_test.csv"
+# Version, release notes, configs and sources: sign_datasets/catalog.toml.
+ENTRY = project_entry("sign_mnist_csv")
+ARCHIVE = ENTRY.sources[0].target
+TEST_MEMBER = ENTRY.sources_for("test")[0].member
 
 
 @dataclasses.dataclass
@@ -20,17 +24,12 @@ class CsvConfig(tfds.core.BuilderConfig):
 class Builder(CleanedBuilder):
     """Sign Language MNIST: 24 static letters of American Sign Language."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release: cleaning rules with accounting."}
-    BUILDER_CONFIGS = [
-        CsvConfig(name="original", train_member="sign_mnist_train/sign_mnist_train.csv",
-                  description="sign_mnist_train.csv as train, sign_mnist_test.csv as test."),
-        CsvConfig(name="dirty", train_member="sign_mnist_train/sign_mnist_train_clean.csv",
-                  description="The course's dirty copy (sign_mnist_train_clean.csv, despite "
-                              "its name) as train, cleaned during generation."),
-    ]
-    DEFAULT_BUILDER_CONFIG_NAME = "original"
-    HOMEPAGE = "https://www.kaggle.com/datamunge/sign-language-mnist"
+    VERSION = tfds.core.Version(ENTRY.version)
+    RELEASE_NOTES = ENTRY.release_notes
+    BUILDER_CONFIGS = [CsvConfig(name=c.name, description=c.description,
+                                 train_member=ENTRY.sources_for("train", c.name)[0].member)
+                       for c in ENTRY.configs]
+    HOMEPAGE = ENTRY.homepage
 
     def _features(self):
         return sign_features()
@@ -43,10 +42,16 @@ class Builder(CleanedBuilder):
         }
 
     def _generate_examples(self, archive, member, split):
+        if self.generates_on_beam:
+            return self.beam_examples(csv_pixels.beam_plan(
+                self.info.full_name, split, archive, member, f"{ARCHIVE}/{member}",
+                rules=csv_pixels.row_rules(CSV_LABEL_TO_INDEX), label_map=CSV_LABEL_TO_INDEX))
+        return self._generate_locally(archive, member, split)
+
+    def _generate_locally(self, archive, member, split):
         with self.open_member(archive, member) as stream:
             rows = csv_pixels.read(stream, f"{ARCHIVE}/{member}",
                                    rules=csv_pixels.row_rules(CSV_LABEL_TO_INDEX))
             yield from self.cleaned_examples(
                 split, rows, [csv_pixels.no_repeats()],
-                lambda row: (row.line, {"image": row.png,
-                                        "label": CSV_LABEL_TO_INDEX[row.label]}))
+                functools.partial(csv_pixels.to_example, label_map=CSV_LABEL_TO_INDEX))

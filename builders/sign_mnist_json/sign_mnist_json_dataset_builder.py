@@ -1,16 +1,20 @@
 """Sign Language MNIST images listed by URL in the course's sign_mnist_json/data.json."""
 
 import dataclasses
+import functools
 
 import tensorflow_datasets as tfds
 
 from sign_datasets import fetcher
 from sign_datasets.builder import CleanedBuilder, sign_features
+from sign_datasets.catalog_file import project_entry
 from sign_datasets.formats import json_urls
 from sign_datasets.formats.base64_json import SignExamples
 
-ARCHIVE = "databasesLoadData.zip"
-MEMBER = "sign_mnist_json/data.json"
+# Version, release notes, configs and sources: sign_datasets/catalog.toml.
+ENTRY = project_entry("sign_mnist_json")
+ARCHIVE = ENTRY.sources[0].target
+MEMBER = ENTRY.sources[0].member
 
 
 @dataclasses.dataclass
@@ -23,14 +27,12 @@ class JsonConfig(tfds.core.BuilderConfig):
 class Builder(CleanedBuilder):
     """Sign-language letters fetched from the image URLs of a JSON Lines file."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release: fetched, cached, counted drops, resize rule."}
-    BUILDER_CONFIGS = [
-        JsonConfig(name="default",
-                   description="Every URL of data.json; stops if more than 10% of records fail."),
-    ]
-    DEFAULT_BUILDER_CONFIG_NAME = "default"
-    HOMEPAGE = "https://www.kaggle.com/datamunge/sign-language-mnist"
+    VERSION = tfds.core.Version(ENTRY.version)
+    RELEASE_NOTES = ENTRY.release_notes
+    BUILDER_CONFIGS = [JsonConfig(name=c.name, description=c.description,
+                                  max_failed_share=ENTRY.cleaning["max_failed_share"])
+                       for c in ENTRY.configs]
+    HOMEPAGE = ENTRY.homepage
 
     def _features(self):
         return sign_features()
@@ -44,6 +46,15 @@ class Builder(CleanedBuilder):
     def _generate_examples(self, archive, cache):
         source = f"{ARCHIVE}/{MEMBER}"
         limit = fetcher.max_failed_share(self.builder_config.max_failed_share)
+        if self.generates_on_beam:
+            with self.open_member(archive, MEMBER) as stream:
+                records = list(json_urls.read(stream, source))
+            return self.beam_examples(json_urls.beam_plan(
+                self.info.full_name, "train", records, cache,
+                check=functools.partial(fetcher.check_failed_share, limit=limit, what=source)))
+        return self._generate_locally(archive, cache, source, limit)
+
+    def _generate_locally(self, archive, cache, source, limit):
         examples = SignExamples()
         with self.open_member(archive, MEMBER) as stream, fetcher.Fetcher(cache) as fetch:
             records = json_urls.fetch_records(json_urls.read(stream, source), fetch)

@@ -2,23 +2,22 @@
 
 import tensorflow_datasets as tfds
 
-from sign_datasets.formats.zip_folders import FolderConfig, ImageFolderBuilder
+from sign_datasets.catalog_builders import builder_configs
+from sign_datasets.catalog_file import project_entry
+from sign_datasets.formats.zip_folders import ImageFolderBuilder
+
+# Version, release notes, configs, archive, classes and mode: sign_datasets/catalog.toml.
+ENTRY = project_entry("tom_and_jerry")
 
 
 class Builder(ImageFolderBuilder):
     """Cartoon frames showing Tom or Jerry, in RGB."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release: image folders with cleaning accounting."}
-    BUILDER_CONFIGS = [
-        FolderConfig(name="native", description="Every frame at its own size, RGB."),
-        FolderConfig(name="640x480", size=(480, 640),
-                     description="Every frame as 640 wide by 480 high, RGB (the course's size)."),
-    ]
-    DEFAULT_BUILDER_CONFIG_NAME = "native"
+    VERSION = tfds.core.Version(ENTRY.version)
+    RELEASE_NOTES = ENTRY.release_notes
+    BUILDER_CONFIGS = builder_configs(ENTRY)
+    HOMEPAGE = ENTRY.homepage
 
-    ARCHIVE = "TomAndJerry.zip"
-    # Alphabetical, as keras' image_dataset_from_directory numbers the folders,
-    # so models trained the course's way read the same label numbers.
-    CLASS_NAMES = ("Jerry", "Tom")
-    MODE = "RGB"
+    ARCHIVE = ENTRY.sources[0].target
+    CLASS_NAMES = ENTRY.classes
+    MODE = ENTRY.mode

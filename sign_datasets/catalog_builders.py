@@ -1,0 +1,291 @@
+"""TFDS builder classes generated from team catalog entries.
+
+One base class per source format; `make_class` subclasses it with `type()`
+for an entry, which registers it with TFDS under the entry's name. The
+readers and the cleaning accounting are the course builders' own
+(`CleanedBuilder`, `sign_datasets.formats`); only where the sources are and
+what the labels are comes from the catalog.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from sign_datasets import fetcher, images, sources
+from sign_datasets.builder import CleanedBuilder
+from sign_datasets.catalog_file import Entry, Source, sha256_of
+from sign_datasets.cleaning import Dropped, SourceError, screen
+from sign_datasets.formats import base64_json, csv_pixels, json_urls
+from sign_datasets.formats.zip_folders import FolderConfig, ImageFolderBuilder
+
+
+class ChecksumMismatch(SourceError):
+    """A source's bytes differ from the sha256 its catalog entry states."""
+
+
+class CatalogDataset:
+    """What every generated builder shares: metadata and sources from its entry."""
+
+    ENTRY: Entry
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        entry = self.ENTRY
+        # Not dataset_info_from_configs: that would read a README beside this
+        # module; the catalog is where a team dataset is described.
+        return tfds.core.DatasetInfo(
+            builder=self, description=entry.description, features=self._features(),
+            supervised_keys=("image", "label"), homepage=entry.homepage or None,
+            citation=entry.citation or None, license=entry.license or None,
+            metadata=tfds.core.MetadataDict())
+
+    def config_name(self) -> str | None:
+        return self.builder_config.name if self.builder_config else None
+
+    def fetch_source(self, dl_manager, source: Source) -> Path:
+        """Downloads one source through TFDS's cache; checks its sha256 if given."""
+        entry = self.ENTRY
+        if source.kind == "object":
+            target = sources.download_target(sources.object_url(source.target))
+        else:
+            target = source.target
+        if source.kind == "path" and not Path(target).exists():
+            raise FileNotFoundError(f"{entry.file}: entry {entry.name!r}: field "
+                                    f"'{source.field}.location': {target} does not exist")
+        path = Path(os.fspath(dl_manager.download(target)))
+        if source.sha256:
+            found = sha256_of(path)
+            if found != source.sha256:
+                raise ChecksumMismatch(
+                    f"{entry.file}: entry {entry.name!r}: field '{source.field}.sha256': "
+                    f"{source.target} has sha256 {found}, the catalog states {source.sha256}")
+        return path
+
+    def download_object(self, dl_manager, name: str) -> Path:
+        for source in self.ENTRY.sources:
+            if source.label == name:
+                return self.fetch_source(dl_manager, source)
+        raise KeyError(f"{self.ENTRY.name}: no source {name!r}")
+
+    @contextlib.contextmanager
+    def open_source(self, path: Path, source: Source) -> Iterator:
+        if source.member:
+            with self.open_member(path, source.member) as stream:
+                yield stream
+        else:
+            with open(path, "rb") as stream:
+                yield stream
+
+    def split_sources(self, dl_manager) -> dict[str, list[tuple[Source, Path]]]:
+        """{split: [(source, downloaded path)]} for this config, in catalog order."""
+        chosen = {}
+        for split in self.ENTRY.splits:
+            found = self.ENTRY.sources_for(split, self.config_name())
+            if found:
+                chosen[split] = [(source, self.fetch_source(dl_manager, source))
+                                 for source in found]
+        return chosen
+
+
+def builder_configs(entry: Entry) -> list:
+    """The TFDS configs an entry declares (a zip_folders entry always has one)."""
+    if entry.format == "zip_folders":
+        leaked = entry.cleaning.get("drop_leaked_from_test", False)
+        if not entry.configs:
+            # ImageFolderBuilder reads size and leakage from a config.
+            return [FolderConfig(name="default", size=entry.size, drop_leaked_from_test=leaked,
+                                 description="As declared in the catalog.")]
+        return [FolderConfig(name=c.name, description=c.description, size=c.size or entry.size,
+                             drop_leaked_from_test=c.drop_leaked_from_test or leaked)
+                for c in entry.configs]
+    return [tfds.core.BuilderConfig(name=c.name, description=c.description)
+            for c in entry.configs]
+
+
+def _image_feature(entry: Entry):
+    return tfds.features.Tensor(shape=entry.shape, dtype=np.uint8, encoding="bytes",
+                                doc="uint8 pixels, (height, width, channels)")
+
+
+# --- rules shared by the JSON formats -------------------------------------------
+
+def known_label(record, classes: tuple[str, ...]):
+    """Rule: the record's label must be one of the classes (exact, else
+    ignoring case and surrounding spaces)."""
+    label = record.label
+    if isinstance(label, str):
+        if label in classes:
+            record.label_index = classes.index(label)
+            return record
+        folded = [c.casefold() for c in classes]
+        if label.strip().casefold() in folded:
+            record.label_index = folded.index(label.strip().casefold())
+            return record
+    raise Dropped("unknown_label", record.where,
+                  f"{str(label)[:40]!r} is not one of the {len(classes)} classes")
+
+
+def to_pixels(record, shape: tuple[int, int, int], mode: str):
+    """Rule: image bytes -> (H, W, C) pixels in the dataset's mode; another
+    size is resized (and counted) rather than dropped."""
+    pixels = images.decode_image(record.data, mode, record.where)
+    if pixels.shape[:2] != tuple(shape[:2]):
+        pixels = images.resize(pixels, shape[0], shape[1])
+        record.resized = True
+    record.pixels = pixels
+    record.data = None
+    return record
+
+
+class _Examples:
+    """Kept records -> (key, example), counting resized ones for the metadata."""
+
+    def __init__(self):
+        self.resized = 0
+
+    def __call__(self, record):
+        self.resized += bool(record.resized)
+        return f"{record.source}:{record.key}", {"image": record.pixels,
+                                                  "label": record.label_index}
+
+    def record(self, info, split: str) -> None:
+        counts = dict(info.metadata.get("resized", {}))
+        counts[split] = self.resized
+        info.metadata["resized"] = counts
+
+
+# --- one base per format --------------------------------------------------------------
+
+class ZipFoldersDataset(CatalogDataset, ImageFolderBuilder, skip_registration=True):
+    """A zip of `<split>/<class>/<image>` folders."""
+
+
+class CsvPixelsDataset(CatalogDataset, CleanedBuilder, skip_registration=True):
+    """CSV files of `label,pixel1,...` rows; several files of one split are read in turn."""
+
+    def _features(self):
+        return tfds.features.FeaturesDict({
+            "image": _image_feature(self.ENTRY),
+            "label": tfds.features.ClassLabel(names=self.ENTRY.classes)})
+
+    def _split_generators(self, dl_manager):
+        return {split: self._generate_examples(split, fetched)
+                for split, fetched in self.split_sources(dl_manager).items()}
+
+    def _generate_examples(self, split, fetched):
+        entry = self.ENTRY
+        label_map = {file_label: index for index, file_label in enumerate(entry.file_labels())}
+        rules = csv_pixels.row_rules(label_map, int(np.prod(entry.shape)))
+
+        def rows():
+            for source, path in fetched:
+                with self.open_source(path, source) as stream:
+                    yield from csv_pixels.read(stream, source.label, rules=rules,
+                                               shape=entry.shape)
+
+        whole = [csv_pixels.no_repeats()] if entry.cleaning.get("drop_duplicates", True) else []
+        yield from self.cleaned_examples(
+            split, rows(), whole,
+            lambda row: (f"{row.source}:{row.line}",
+                         {"image": row.pixels, "label": label_map[row.label]}))
+
+
+class JsonUrlsDataset(CatalogDataset, CleanedBuilder, skip_registration=True):
+    """JSON Lines (or an array) of {"content": URL, "label": class}; images fetched."""
+
+    def _features(self):
+        return tfds.features.FeaturesDict({
+            "image": _image_feature(self.ENTRY),
+            "label": tfds.features.ClassLabel(names=self.ENTRY.classes)})
+
+    def _split_generators(self, dl_manager):
+        cache = fetcher.download_cache_dir(dl_manager.download_dir)
+        return {split: self._generate_examples(split, fetched, cache)
+                for split, fetched in self.split_sources(dl_manager).items()}
+
+    def _fetched(self, records, fetch):
+        # Labels are checked before fetching, so an unknown label costs no request.
+        prepare = [functools.partial(known_label, classes=self.ENTRY.classes),
+                   functools.partial(json_urls.rebase, base=sources.source_base())]
+        screened = (screen(record, prepare) for record in records)
+        for record, result in fetch.fetch_all(
+                screened, url_of=lambda r: None if isinstance(r, Dropped) else r.fetch_url,
+                desc="fetching images"):
+            if not isinstance(record, Dropped):
+                record.fetched = result
+            yield record
+
+    def _generate_examples(self, split, fetched, cache):
+        entry = self.ENTRY
+        configured = entry.cleaning.get("max_failed_share", fetcher.DEFAULT_MAX_FAILED_SHARE)
+        limit = fetcher.max_failed_share(configured)
+        examples = _Examples()
+        rules = [json_urls.fetched_bytes,
+                 functools.partial(to_pixels, shape=entry.shape, mode=entry.mode)]
+        with fetcher.Fetcher(cache) as fetch:
+            def records():
+                for source, path in fetched:
+                    with self.open_source(path, source) as stream:
+                        yield from self._fetched(json_urls.read(stream, source.label), fetch)
+
+            yield from self.cleaned_examples(split, records(), rules, examples)
+        examples.record(self.info, split)
+        fetcher.check_failed_share(self.cleaning_report()[split], limit,
+                                   f"{entry.name} ({split})")
+
+
+class Base64JsonDataset(CatalogDataset, CleanedBuilder, skip_registration=True):
+    """JSON of label -> base64 image (or records of them)."""
+
+    def _features(self):
+        return tfds.features.FeaturesDict({
+            "image": _image_feature(self.ENTRY),
+            "label": tfds.features.ClassLabel(names=self.ENTRY.classes)})
+
+    def _split_generators(self, dl_manager):
+        return {split: self._generate_examples(split, fetched)
+                for split, fetched in self.split_sources(dl_manager).items()}
+
+    def _generate_examples(self, split, fetched):
+        entry = self.ENTRY
+        examples = _Examples()
+        rules = [functools.partial(known_label, classes=entry.classes),
+                 base64_json.decode_payload,
+                 functools.partial(to_pixels, shape=entry.shape, mode=entry.mode)]
+
+        def records():
+            for source, path in fetched:
+                with self.open_source(path, source) as stream:
+                    yield from base64_json.read(stream, source.label)
+
+        yield from self.cleaned_examples(split, records(), rules, examples)
+        examples.record(self.info, split)
+
+
+BASES = {"zip_folders": ZipFoldersDataset, "csv_pixels": CsvPixelsDataset,
+         "json_urls": JsonUrlsDataset, "base64_json": Base64JsonDataset}
+
+
+def make_class(entry: Entry) -> type:
+    """Creates (and so registers with TFDS) the builder class of `entry`."""
+    attrs = {
+        "name": entry.name,
+        "ENTRY": entry,
+        "VERSION": tfds.core.Version(entry.version),
+        "RELEASE_NOTES": dict(entry.release_notes),
+        "HOMEPAGE": entry.homepage,
+        "BUILDER_CONFIGS": builder_configs(entry),
+        "__module__": __name__,
+        "__doc__": entry.description,
+    }
+    if entry.format == "zip_folders":
+        attrs.update(ARCHIVE=entry.sources[0].label, CLASS_NAMES=entry.classes, MODE=entry.mode)
+    class_name = "".join(part.title() for part in entry.name.split("_"))
+    attrs["__qualname__"] = class_name
+    return type(class_name, (BASES[entry.format],), attrs)

@@ -1,0 +1,117 @@
+"""The catalog commands of `sign-datasets`: list, info, show, new, catalog."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="TFDS data dir (default: TFDS_DATA_DIR or "
+                                           "~/tensorflow_datasets)")
+
+
+def cmd_list(args) -> int:
+    from sign_datasets import catalog
+    statuses = [catalog.status(name, args.data_dir) for name in catalog.all_dataset_names()]
+    print(catalog.format_status_table(statuses))
+    return 0
+
+
+def cmd_info(args) -> int:
+    from sign_datasets import catalog
+    print(catalog.describe(args.name, args.data_dir))
+    return 0
+
+
+def cmd_show(args) -> int:
+    import tensorflow_datasets as tfds
+
+    from sign_datasets import visualize
+    builder = tfds.builder(args.name, data_dir=args.data_dir)
+    if not builder.is_prepared():
+        print(f"error: {args.name} is not built in {builder.data_dir}; run "
+              f"`sign-datasets build {args.name}` (or pass --data-dir)", file=sys.stderr)
+        return 2
+    if args.split not in builder.info.splits:
+        print(f"error: {args.name} has no split {args.split!r}; it has "
+              f"{', '.join(builder.info.splits)}", file=sys.stderr)
+        return 2
+    out = args.out or f"{args.name.replace('/', '_')}-{args.split}.png"
+    path = visualize.example_grid(args.name, data_dir=args.data_dir, out=out, split=args.split,
+                                  rows=args.rows, cols=args.cols)
+    print(path)
+    return 0
+
+
+def default_catalog() -> Path:
+    """The first catalog of SIGN_DATASETS_CATALOG, else ./catalog.toml."""
+    from sign_datasets.catalog_file import catalog_paths_from_env
+    paths = catalog_paths_from_env()
+    return paths[0] if paths else Path("catalog.toml")
+
+
+def cmd_new(args) -> int:
+    from sign_datasets import catalog_new
+    from sign_datasets.catalog_file import CatalogError
+    catalog = Path(args.catalog) if args.catalog else default_catalog()
+    try:
+        text = catalog_new.propose(args.name, args.format, args.source, catalog,
+                                   member=args.member)
+    except (catalog_new.ProposalError, CatalogError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    catalog_new.append(catalog, text)
+    print(text.lstrip("\n"))
+    print(f"appended to {catalog}; review it before building "
+          f"(SIGN_DATASETS_CATALOG={catalog.resolve()} sign-datasets build {args.name})",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_catalog(args) -> int:
+    from sign_datasets import catalog_page
+    index = catalog_page.write_site(Path(args.out), data_dir=args.data_dir,
+                                    names=args.names or None)
+    print(index)
+    return 0
+
+
+def add_commands(commands) -> None:
+    listing = commands.add_parser("list", help="every dataset: version, built or not, examples "
+                                               "per split, size on disk, data dir")
+    _data_dir(listing)
+    listing.set_defaults(func=cmd_list)
+
+    info = commands.add_parser("info", help="features, splits, counts, cleaning report and "
+                                            "release notes of one dataset")
+    info.add_argument("name", help="e.g. sign_mnist_csv/dirty")
+    _data_dir(info)
+    info.set_defaults(func=cmd_info)
+
+    show = commands.add_parser("show", help="a PNG grid of examples with their labels")
+    show.add_argument("name")
+    show.add_argument("--split", default="train")
+    show.add_argument("--out", help="PNG file (default NAME-SPLIT.png)")
+    show.add_argument("--rows", type=int, default=4)
+    show.add_argument("--cols", type=int, default=8)
+    _data_dir(show)
+    show.set_defaults(func=cmd_show)
+
+    new = commands.add_parser("new", help="inspect a source and append a proposed entry to a "
+                                          "catalog file")
+    new.add_argument("name", help="the dataset's name (lowercase, digits, '_')")
+    new.add_argument("--format", required=True,
+                     choices=("csv_pixels", "json_urls", "base64_json", "zip_folders"))
+    new.add_argument("--source", required=True, help="URL or path of the source")
+    new.add_argument("--member", help="the file inside a zip source (csv/json formats)")
+    new.add_argument("--catalog", help="catalog file to append to (default: the first of "
+                                       "SIGN_DATASETS_CATALOG, else ./catalog.toml)")
+    new.set_defaults(func=cmd_new)
+
+    page = commands.add_parser("catalog", help="write a static HTML catalog of the datasets")
+    page.add_argument("--out", required=True, help="folder for the site")
+    page.add_argument("names", nargs="*", help="datasets/configs (default: every one)")
+    _data_dir(page)
+    page.set_defaults(func=cmd_catalog)
