@@ -8,28 +8,53 @@ accounting stored in `info.metadata["cleaning"]` and printed after a build.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import io
 import os
 import sys
-import zipfile
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from sign_datasets import determinism, sources
+from sign_datasets import determinism, guards, sources
 from sign_datasets.cleaning import SplitReport, clean, format_report
 from sign_datasets.labels import SIGN_LETTERS
 
 determinism.install()
 
 
-def sign_features(shape=(28, 28, 1)) -> tfds.features.FeaturesDict:
-    """The features every sign-language dataset shares, so one model serves all."""
+# How a dataset stores its images. Raw uint8 pixels cost more disk than PNG
+# (+2% on the replica, +9% for the one real 28x28 sign we have), but a batch
+# of them decodes in one op while PNGs decode one at a time: an epoch reads
+# several times faster (docs/BENCHMARKS.md, "Read path"). Readers hand an
+# (H, W, C) uint8 array for RAW_PIXELS and PNG/JPEG bytes (or an array) for
+# ENCODED_IMAGE.
+RAW_PIXELS = "raw"
+ENCODED_IMAGE = "encoded"
+
+
+def sign_features(shape=(28, 28, 1), storage: str = RAW_PIXELS) -> tfds.features.FeaturesDict:
+    """The features every sign-language dataset shares, so one model serves all.
+
+    Both storages load as the same uint8 `image` tensor in any process, with
+    or without this package (tfds.features.Tensor is TFDS's own feature).
+    """
+    if storage == RAW_PIXELS:
+        if None in shape:
+            raise ValueError(f"raw pixels need a fixed image shape, got {shape}")
+        image = tfds.features.Tensor(shape=shape, dtype=np.uint8, encoding="bytes",
+                                     doc="uint8 pixels, (height, width, channels)")
+    elif storage == ENCODED_IMAGE:
+        image = tfds.features.Image(shape=shape)
+    else:
+        raise ValueError(f"storage must be {RAW_PIXELS!r} or {ENCODED_IMAGE!r}, got {storage!r}")
     return tfds.features.FeaturesDict({
-        "image": tfds.features.Image(shape=shape),
+        "image": image,
         "label": tfds.features.ClassLabel(names=SIGN_LETTERS),
     })
 
@@ -55,6 +80,18 @@ def bounded_shuffle_memory():
         yield
     finally:
         shuffle.MAX_MEM_BUFFER_SIZE = previous
+
+
+# Beneath the download dir: the per-split summaries Beam workers write.
+BEAM_SUMMARIES = "beam_summaries"
+
+
+@dataclasses.dataclass
+class BeamBuild:
+    """The Beam splits of one build in progress and where their summaries go."""
+
+    summary_dir: epath.Path
+    plans: list = dataclasses.field(default_factory=list)
 
 
 class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -98,16 +135,17 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     @contextlib.contextmanager
     def open_member(archive: Path, member: str) -> Iterator[Any]:
         """Streams one member of a zip without extracting it to disk."""
-        with zipfile.ZipFile(archive) as zf:
+        with guards.open_zip(archive) as zf:
             try:
                 info = zf.getinfo(member)
             except KeyError:
                 found = sorted(n for n in zf.namelist() if not n.endswith("/"))[:20]
-                raise FileNotFoundError(
-                    f"{archive.name}: no member {member!r}; it holds {found}") from None
+                raise FileNotFoundError(f"{guards.describe_download(archive)}: no member "
+                                        f"{member!r}; it holds {found}") from None
             # ZipExtFile.readline is pure Python; a C buffer in front of it
             # makes line-by-line reading several times faster.
-            with io.BufferedReader(zf.open(info), buffer_size=1 << 20) as stream:
+            with io.BufferedReader(guards.MemberStream(zf, info, archive),
+                                   buffer_size=1 << 20) as stream:
                 yield stream
 
     # --- cleaning and accounting ---------------------------------------------
@@ -125,6 +163,11 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             yield to_example(record)
         report.check_balance()
         self.record_report(split, report)
+        empty = guards.no_records_error(self.info.full_name, split, report)
+        if empty is not None:
+            # Raised once TFDS refuses the empty split (download_and_prepare),
+            # so that a builder's own end-of-split checks speak first.
+            self._empty_splits = {**getattr(self, "_empty_splits", {}), split: empty}
 
     def record_report(self, split: str, report: SplitReport) -> None:
         cleaning = dict(self.info.metadata.get("cleaning", {}))
@@ -134,10 +177,107 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def cleaning_report(self) -> dict:
         return dict(self.info.metadata.get("cleaning", {})) if self.info.metadata else {}
 
+    # --- scale-out on Apache Beam ------------------------------------------------
+
+    @property
+    def generates_on_beam(self) -> bool:
+        """True while a build given Beam options (runner or pipeline options)
+        generates: `_generate_examples` then returns a PTransform."""
+        return getattr(self, "_beam_build", None) is not None
+
+    def beam_examples(self, plan):
+        """The PTransform of one split's (key, example) under Beam, with the
+        same cleaning and accounting as `cleaned_examples`."""
+        from sign_datasets import beam as beam_lib  # only Beam builds need apache-beam
+
+        build = self._beam_build
+        summary_path = os.fspath(build.summary_dir / f"{plan.split}.json")
+        build.plans.append((plan, summary_path))
+        return beam_lib.CleanedSplit(plan, summary_path)
+
+    def _generate_splits(self, dl_manager, download_config):
+        if download_config.beam_runner is None and download_config.beam_options is None:
+            return super()._generate_splits(dl_manager, download_config)
+        # Workers write each split's summary here; it must be a folder they
+        # all reach, as the download dir is (gs:// on Dataflow).
+        summary_dir = (epath.Path(os.fspath(dl_manager.download_dir)) / BEAM_SUMMARIES
+                       / f"{self.name}-{self.builder_config.name if self.builder_config else ''}"
+                         f"-{self.version}-{uuid.uuid4().hex}")
+        summary_dir.mkdir(parents=True, exist_ok=True)
+        self._beam_build = BeamBuild(summary_dir)
+        try:
+            return super()._generate_splits(dl_manager, download_config)
+        except Exception as error:
+            empty = self._beam_empty_split()
+            if empty is None:
+                raise
+            raise empty from error
+        finally:
+            self._beam_build = None
+            summary_dir.rmtree(missing_ok=True)
+
+    def _process_pipeline_result(self, pipeline_result) -> None:
+        build = getattr(self, "_beam_build", None)
+        if build is None:
+            return
+        from sign_datasets import beam as beam_lib
+
+        for plan, summary_path in build.plans:
+            report, noted, leakage = beam_lib.split_outcome(pipeline_result, plan, summary_path)
+            self.record_report(plan.split, report)
+            if plan.note_key:
+                counts = dict(self.info.metadata.get(plan.note_key, {}))
+                counts[plan.split] = noted
+                self.info.metadata[plan.note_key] = counts
+            if leakage is not None:
+                self.info.metadata["leakage"] = leakage
+        for plan, _ in build.plans:
+            if plan.check is not None:
+                plan.check(self.cleaning_report()[plan.split])
+
+    def _beam_empty_split(self) -> Exception | None:
+        """The clear error for a split that came out empty, if one did."""
+        from sign_datasets import beam as beam_lib
+
+        for plan, summary_path in self._beam_build.plans:
+            summary = beam_lib.read_summary(summary_path)
+            if summary is not None:
+                if plan.check is not None:
+                    # As in the local path, a builder's own check speaks first
+                    # (sign_mnist_json's TooManyFailures).
+                    plan.check(summary["report"])
+                empty = guards.no_records_error(self.info.full_name, plan.split,
+                                                SplitReport.from_dict(summary["report"]))
+                if empty is not None:
+                    return empty
+        return None
+
     def download_and_prepare(self, *args, **kwargs):
         already_built = self.is_prepared()
-        with bounded_shuffle_memory():
-            result = super().download_and_prepare(*args, **kwargs)
+        # A built dataset is only read (tfds.load calls this too): no lock
+        # file, so read-only shared data dirs keep working.
+        with contextlib.nullcontext() if already_built else \
+                guards.build_lock(self.data_path, self.info.full_name):
+            if not already_built and self.is_prepared():
+                # Built by the process this one waited for: read what it wrote.
+                already_built = True
+                self.info.read_from_directory(self.data_path)
+            elif not already_built:
+                guards.remove_leftovers(self.data_path)
+            with bounded_shuffle_memory():
+                try:
+                    result = super().download_and_prepare(*args, **kwargs)
+                except AssertionError:
+                    # TFDS's "No examples were yielded" names neither file nor cause.
+                    empty = next(iter(getattr(self, "_empty_splits", {}).values()), None)
+                    if empty is None:
+                        raise
+                    raise empty from None
+                except Exception as error:
+                    full = guards.disk_full_error(error, self.info.full_name, self.data_dir_root)
+                    if full is None:
+                        raise
+                    raise full from error
         report = self.cleaning_report()
         if report and not already_built:
             print(format_report({self.info.full_name: report}, title="Cleaning report"),

@@ -25,22 +25,33 @@ class BuildResult:
 
 
 def all_dataset_names() -> list[str]:
-    """Every dataset/config the project has, e.g. 'sign_mnist_csv/dirty'."""
-    import tensorflow_datasets as tfds
-    names = []
-    for name in BUILDERS:
-        configs = tfds.builder_cls(name).BUILDER_CONFIGS
-        names += [f"{name}/{c.name}" for c in configs] if configs else [name]
-    return names
+    """Every dataset/config of the catalogs in force, e.g. 'sign_mnist_csv/dirty':
+    the project's builders, then the team catalogs' datasets."""
+    from sign_datasets import catalog_file
+    names = catalog_file.dataset_names()
+    # A builder folder without a catalog entry still counts (and fails the
+    # project catalog's test).
+    known = {name.split("/")[0] for name in names}
+    return names + catalog_file.dataset_names_of([n for n in BUILDERS if n not in known])
 
 
-def build_one(name: str, data_dir: str | None = None) -> BuildResult:
+def build_one(name: str, data_dir: str | None = None, file_format: str | None = None,
+              beam_options: str | None = None) -> BuildResult:
+    """file_format: "tfrecord" (TFDS's default) or "array_record" (random access
+    through tfds.data_source); None lets TFDS choose. beam_options: generate
+    on Apache Beam with these pipeline options ("runner=DirectRunner,...", as
+    `tfds build --beam_pipeline_options` takes them)."""
     import tensorflow_datasets as tfds
     result = BuildResult(name)
     start = time.perf_counter()
     try:
-        builder = tfds.builder(name, data_dir=data_dir)
-        builder.download_and_prepare()
+        builder = tfds.builder(name, data_dir=data_dir, file_format=file_format)
+        download_config = None
+        if beam_options:
+            from sign_datasets import beam
+            download_config = tfds.download.DownloadConfig(
+                beam_options=beam.pipeline_options(beam_options))
+        builder.download_and_prepare(download_config=download_config)
         result.examples = {split: info.num_examples for split, info in builder.info.splits.items()}
         result.cleaning = dict(builder.info.metadata or {}).get("cleaning", {})
         result.data_dir = str(builder.data_dir)
@@ -62,8 +73,9 @@ def _is_users_mistake(error: Exception) -> bool:
                               FileNotFoundError))
 
 
-def build_many(names: list[str], data_dir: str | None = None) -> list[BuildResult]:
-    return [build_one(name, data_dir) for name in names]
+def build_many(names: list[str], data_dir: str | None = None,
+               file_format: str | None = None, beam_options: str | None = None) -> list[BuildResult]:
+    return [build_one(name, data_dir, file_format, beam_options) for name in names]
 
 
 def format_summary(results: list[BuildResult]) -> str:
@@ -98,3 +110,109 @@ def stored_report(name: str, data_dir: str | None = None) -> dict:
         raise NotBuiltError(f"{name} in {builder.data_dir} has no cleaning report "
                             "(built by another tool?)")
     return {builder.info.full_name: cleaning}
+
+
+# --- what is built where ----------------------------------------------------------
+
+@dataclasses.dataclass
+class Status:
+    """One dataset/config as found in a data dir."""
+
+    name: str
+    version: str
+    built: bool
+    data_dir: str
+    examples: dict = dataclasses.field(default_factory=dict)
+    size_bytes: int = 0
+    build_date: str = ""
+    classes: int = 0
+
+
+def status(name: str, data_dir: str | None = None) -> Status:
+    """Whether `name` is built in `data_dir`, and what it holds. Reads only
+    dataset_info.json and file sizes: nothing is generated."""
+    import datetime
+    from pathlib import Path
+
+    import tensorflow_datasets as tfds
+    builder = tfds.builder(name, data_dir=data_dir)
+    built = builder.is_prepared()
+    found = Status(name=name, version=str(builder.version), built=built,
+                   data_dir=str(builder.data_dir))
+    label = builder.info.features["label"] if "label" in builder.info.features else None
+    found.classes = label.num_classes if label is not None else 0
+    if built:
+        found.examples = {split: info.num_examples for split, info in builder.info.splits.items()}
+        folder = Path(str(builder.data_dir))
+        found.size_bytes = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        stamp = (folder / "dataset_info.json").stat().st_mtime
+        found.build_date = datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc) \
+            .strftime("%Y-%m-%d %H:%M UTC")
+    return found
+
+
+def human_size(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
+
+
+def format_examples(examples: dict) -> str:
+    return ", ".join(f"{split}={count}" for split, count in sorted(
+        examples.items(), key=lambda kv: (kv[0] != "train", kv[0])))
+
+
+def format_status_table(statuses: list[Status]) -> str:
+    header = ("dataset/config", "version", "built", "examples", "size", "data dir")
+    rows = [(s.name, s.version, "yes" if s.built else "no",
+             format_examples(s.examples) if s.built else "-",
+             human_size(s.size_bytes) if s.built else "-", s.data_dir) for s in statuses]
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def describe(name: str, data_dir: str | None = None) -> str:
+    """What `sign-datasets info NAME` prints: features, splits and counts,
+    cleaning and leakage reports, release notes, how to load it."""
+    import tensorflow_datasets as tfds
+
+    from sign_datasets.cleaning import format_report
+    builder = tfds.builder(name, data_dir=data_dir)
+    info = builder.info
+    built = builder.is_prepared()
+    lines = [info.full_name, "=" * len(info.full_name), ""]
+    if info.description:
+        lines += [info.description.strip(), ""]
+    where = f"built in {builder.data_dir}" if built else \
+        f"not built (would be {builder.data_dir}); run `sign-datasets build {name}`"
+    lines += [f"Status: {where}", "", "Features:", str(info.features), ""]
+    lines += ["Splits:"]
+    if built:
+        lines += [f"  {split}: {count} examples"
+                  for split, count in sorted(((s, i.num_examples) for s, i in info.splits.items()),
+                                             key=lambda kv: (kv[0] != "train", kv[0]))]
+    else:
+        lines += ["  (not built)"]
+    metadata = dict(info.metadata or {})
+    if metadata.get("cleaning"):
+        lines += ["", format_report({info.full_name: metadata["cleaning"]},
+                                    title="Cleaning report")]
+    leakage = metadata.get("leakage")
+    if leakage:
+        verb = "dropped from test" if leakage.get("dropped_from_test") else "kept in test"
+        lines += ["", f"Leakage: {leakage['count']} test images equal a train image ({verb})"]
+        lines += [f"  {example}" for example in leakage.get("examples", [])]
+    notes = builder.release_notes
+    if notes:
+        lines += ["", "Release notes:"]
+        lines += [f"  {version}: {text}" for version, text in sorted(
+            notes.items(), key=lambda kv: tuple(int(p) for p in kv[0].split(".")), reverse=True)]
+    lines += ["", "Load:", f"  tfds.load({name!r}, split=\"train\""
+              + (f", data_dir={data_dir!r})" if data_dir else ")")]
+    return "\n".join(lines)
+

@@ -62,7 +62,21 @@ def cmd_replica_serve(args) -> int:
 def cmd_build(args) -> int:
     from sign_datasets import catalog
     _apply_source(args)
-    results = catalog.build_many(args.names, data_dir=args.data_dir)
+    if args.all == bool(args.names):
+        print("error: name datasets to build, or --all (not both)", file=sys.stderr)
+        return 2
+    names = catalog.all_dataset_names() if args.all else args.names
+    if args.beam:
+        # Checked once here: a missing apache-beam or empty options would
+        # otherwise fail every dataset the same way.
+        try:
+            from sign_datasets import beam
+            beam.pipeline_options(args.beam)
+        except (ImportError, ValueError) as error:
+            print(f"error: --beam: {error}", file=sys.stderr)
+            return 2
+    results = catalog.build_many(names, data_dir=args.data_dir, file_format=args.file_format,
+                                 beam_options=args.beam)
     print(catalog.format_summary(results))
     failed = [r for r in results if r.error]
     for result in failed:
@@ -85,6 +99,11 @@ def cmd_report(args) -> int:
 def cmd_demo(args) -> int:
     from sign_datasets import demo
     return demo.run(out=Path(args.out), scale=args.scale, epochs=args.epochs, seed=args.seed)
+
+
+def cmd_bench(args) -> int:
+    from sign_datasets import bench
+    return bench.run_from_args(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,9 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_replica_serve)
 
     build = commands.add_parser("build", help="download, clean and prepare datasets")
-    build.add_argument("names", nargs="+", help="e.g. sign_mnist_csv or sign_mnist_csv/dirty")
+    build.add_argument("names", nargs="*", help="e.g. sign_mnist_csv or sign_mnist_csv/dirty")
+    build.add_argument("--all", action="store_true",
+                       help="every dataset/config of the catalogs (see `sign-datasets list`)")
     _add_source(build)
     _add_data_dir(build)
+    build.add_argument("--file-format", choices=("tfrecord", "array_record"),
+                       help="storage of the examples (default tfrecord); array_record allows "
+                            "random access with tfds.data_source")
+    build.add_argument("--beam", metavar="OPTIONS",
+                       help="generate on Apache Beam with these pipeline options, passed through "
+                            "unchanged, e.g. 'runner=DirectRunner,direct_num_workers=2,"
+                            "direct_running_mode=multi_processing' (needs sign-datasets[beam])")
     build.set_defaults(func=cmd_build)
 
     report = commands.add_parser("report", help="print the cleaning report of a built dataset")
@@ -128,6 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=2)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
+
+    bench_parser = commands.add_parser(
+        "bench", help="run every benchmark of scripts/ and rewrite docs/BENCHMARKS.md")
+    from sign_datasets.bench import add_arguments as add_bench_arguments
+    add_bench_arguments(bench_parser)
+    bench_parser.set_defaults(func=cmd_bench)
+
+    from sign_datasets.catalog_cli import add_commands as add_catalog_commands
+    add_catalog_commands(commands)
 
     from sign_datasets.training_cli import add_commands as add_training_commands
     add_training_commands(commands)
@@ -145,9 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - the CLI's one place to turn errors into words
+        from sign_datasets.catalog_file import CatalogError
         from sign_datasets.cleaning import SourceError
         from sign_datasets.sources import SourceConfigError
-        if isinstance(error, (SourceError, SourceConfigError, FileNotFoundError)):
+        if isinstance(error, (SourceError, SourceConfigError, FileNotFoundError, CatalogError)):
             print(f"error: {error}", file=sys.stderr)
             return 2
         raise

@@ -39,7 +39,7 @@ def test_build_reports_failure_of_one_and_still_builds_the_other(tmp_path, repli
     summary = result.stdout
     assert "sign_mnist_csv/dirty" in summary and "duplicate_row=4, non_numeric_cell=3" in summary
     assert "FAILED" in summary
-    assert (tmp_path / "sign_mnist_csv" / "dirty" / "1.0.0" / "dataset_info.json").exists()
+    assert (tmp_path / "sign_mnist_csv" / "dirty" / "2.0.0" / "dataset_info.json").exists()
 
 
 def test_bad_source_is_one_clear_line(tmp_path):

@@ -24,7 +24,7 @@ from typing import IO, Any, Iterator
 import numpy as np
 
 from sign_datasets import images
-from sign_datasets.cleaning import Dropped, SourceError
+from sign_datasets.cleaning import Dropped, SourceError, screen
 from sign_datasets.labels import letter_to_index
 
 # The real file is 677 bytes. The whole file is parsed at once (a pretty-
@@ -45,6 +45,15 @@ _JSON_KINDS = {dict: "object", list: "list", str: "text", int: "number", float: 
 def json_kind(value: Any) -> str:
     """The JSON name of a parsed value's type, for messages."""
     return _JSON_KINDS.get(type(value), type(value).__name__)
+
+
+def unparsable_json(error: BaseException) -> str:
+    """What the json module refused that is not a syntax error: nesting
+    deeper than its recursion limit, or an integer of over 4,300 digits
+    (Python's guard against quadratic conversions)."""
+    if isinstance(error, RecursionError):
+        return "JSON nested too deeply to parse"
+    return f"a JSON value that cannot be parsed ({str(error).split(';')[0]})"
 
 
 def _shown(value: Any) -> str:
@@ -137,6 +146,8 @@ class _Walker:
         except json.JSONDecodeError as error:
             raise SourceError(f"{self.source}:{error.lineno}: not valid JSON at column "
                               f"{error.colno} ({error.msg})") from None
+        except (ValueError, RecursionError) as error:
+            raise self.fail(unparsable_json(error)) from None
         return value
 
     def entries(self) -> Iterator[tuple[int, Any, Any]]:
@@ -281,6 +292,31 @@ def entry_rules() -> list:
     return [check_label, decode_payload, to_sign_pixels]
 
 
+def sign_example(record) -> tuple[int, dict]:
+    """(key, example) of a kept record, as SignExamples makes it."""
+    return record.key, {"image": record.pixels, "label": record.label_index}
+
+
+def was_resized(record) -> bool:
+    return record.resized
+
+
+def screen_entries(entries: list[Base64Entry]) -> list[tuple[int, Base64Entry | Dropped]]:
+    """(entry number, screened entry) of a batch: the Beam workers' step."""
+    rules = entry_rules()
+    return [(entry.number, screen(entry, rules)) for entry in entries]
+
+
+def beam_plan(dataset: str, split: str, entries, batch: int = 64):
+    """Entries are read (and the file's structure checked) by the launcher,
+    then decoded on the workers in batches."""
+    from sign_datasets.plans import SplitPlan, batched
+
+    return SplitPlan(dataset=dataset, split=split, work=batched(entries, batch),
+                     read=screen_entries, to_example=sign_example,
+                     note=was_resized, note_key=SignExamples.METADATA_KEY)
+
+
 class SignExamples:
     """Turns kept records into TFDS (key, example) pairs and counts resizes.
 
@@ -296,8 +332,8 @@ class SignExamples:
     def __call__(self, record) -> tuple[int, dict]:
         if record.resized:
             self.resized += 1
-        return record.key, {"image": images.encode_png(record.pixels),
-                            "label": record.label_index}
+        # The sign datasets store raw uint8 pixels (builder.sign_features).
+        return record.key, {"image": record.pixels, "label": record.label_index}
 
     def record(self, info, split: str) -> None:
         """Stores {split: count} under info.metadata["resized"]."""

@@ -18,13 +18,17 @@ import numpy as np
 import pandas as pd
 
 from sign_datasets.cleaning import Dropped, DuplicateFilter, SourceError, screen
-from sign_datasets.images import encode_png
 from sign_datasets.parallel import ordered_map
 
 # A 784-pixel row is under 3.2 KB; a line this long is garbage, and reading it
 # whole would let one bad file exhaust memory.
 MAX_LINE_BYTES = 1 << 20
 CHUNK_ROWS = 2048
+# pandas' integer parser also takes quoted cells, "7.0", "7e0" and splits
+# lines at a lone CR, none of which the line-by-line rules accept. A row's
+# fate must not depend on its neighbours in the chunk (nor on the chunk
+# size), so only chunks of these bytes are trusted to the fast parse.
+_PLAIN_INTEGER_BYTES = b"0123456789,+- \t\n"
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
@@ -52,15 +56,16 @@ class PixelRow:
 
 
 @dataclasses.dataclass
-class EncodedRow:
-    """A row that passed the per-row rules, its image already PNG-encoded.
+class CheckedRow:
+    """A row that passed the per-row rules, its pixels as the uint8 image.
 
-    Small on purpose: it is what worker processes send back."""
+    Small on purpose: it is what worker processes send back (784 bytes of
+    pixels rather than 785 int64 values)."""
 
     source: str
     line: int
     label: int
-    png: bytes
+    pixels: np.ndarray
 
     @property
     def where(self) -> str:
@@ -91,6 +96,12 @@ def iter_chunks(stream: IO[bytes], source: str, num_pixels: int = 784,
     Overlong lines are skipped without being held in memory and reported as
     `Dropped` items between chunks.
     """
+    read_header(stream, source, num_pixels)
+    yield from _chunked_lines(stream, source, 1, chunk_rows)
+
+
+def read_header(stream: IO[bytes], source: str, num_pixels: int = 784) -> int:
+    """Checks the header line; returns its length in bytes (where data starts)."""
     header = stream.readline(MAX_LINE_BYTES + 1)
     if not header.strip(UTF8_BOM + b"\r\n \t"):
         raise SourceError(f"{source}: the file is empty (no header, no rows).")
@@ -98,16 +109,26 @@ def iter_chunks(stream: IO[bytes], source: str, num_pixels: int = 784,
         raise SourceError(f"{source}: line 1 is longer than {MAX_LINE_BYTES} bytes; "
                           "this is not a CSV of pixel rows.")
     parse_header(header, source, num_pixels)
+    return len(header)
+
+
+def _chunked_lines(stream: IO[bytes], source: str, line_no: int, chunk_rows: int,
+                   stop_at: int | None = None) -> Iterator[list[tuple[int, bytes]] | Dropped]:
+    """Numbered lines from the stream's position on; `line_no` is the number
+    of the line before it. With `stop_at`, no line starting that many bytes
+    or more after the position is read (it belongs to the next byte range)."""
     chunk: list[tuple[int, bytes]] = []
-    line_no = 1
-    while True:
+    offset = 0
+    while stop_at is None or offset < stop_at:
         line = stream.readline(MAX_LINE_BYTES + 1)
         if not line:
             break
+        offset += len(line)
         line_no += 1
         if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
             while True:  # skip the rest of the line in bounded pieces
                 rest = stream.readline(MAX_LINE_BYTES)
+                offset += len(rest)
                 if not rest or rest.endswith(b"\n"):
                     break
             yield Dropped("line_too_long", f"{source}:{line_no}",
@@ -124,13 +145,52 @@ def iter_chunks(stream: IO[bytes], source: str, num_pixels: int = 784,
         yield chunk
 
 
+def iter_range_chunks(stream: IO[bytes], source: str, start: int, end: int,
+                      chunk_rows: int = CHUNK_ROWS) -> Iterator[list[tuple[int, bytes]] | Dropped]:
+    """The chunks of the data lines that start at byte `start` up to `end`
+    (exclusive) of the file, numbered as `iter_chunks` numbers them.
+
+    `start` must lie past the header. The bytes before `start` are read (a
+    compressed zip member cannot seek) only to count line ends, so ranges
+    that cover the file give exactly the lines of `iter_chunks`, each once.
+    """
+    newlines, remaining, last = 0, start, b""
+    while remaining:
+        block = stream.read(min(remaining, 1 << 20))
+        if not block:
+            return
+        newlines += block.count(b"\n")
+        remaining -= len(block)
+        last = block[-1:]
+    line_no, skipped = newlines, 0
+    if last != b"\n":
+        # The line under `start` began in the previous range, which reads it.
+        line_no += 1
+        while True:
+            rest = stream.readline(MAX_LINE_BYTES)
+            skipped += len(rest)
+            if not rest or rest.endswith(b"\n"):
+                break
+    yield from _chunked_lines(stream, source, line_no, chunk_rows, stop_at=end - start - skipped)
+
+
 def read_chunk(source: str, lines: Sequence[tuple[int, bytes]],
                num_pixels: int = 784) -> list[PixelRow]:
     """Parses numbered lines into rows; never raises on bad content."""
     width = num_pixels + 1
+    text = b"\n".join(line for _, line in lines)
     try:
+        if text.translate(None, _PLAIN_INTEGER_BYTES):
+            raise ValueError("not plain integers")
+        # pandas reads a first line with one field too many as an index column
+        # plus a good row (its label silently lost), and then every line must
+        # have that many; so the chunk's comma count tells such chunks apart.
+        # (numpy counts a 6 MB chunk's commas ten times faster than bytes.count.)
+        commas = np.count_nonzero(np.frombuffer(text, np.uint8) == ord(","))
+        if commas != len(lines) * num_pixels:
+            raise ValueError("a line with the wrong number of fields")
         values = pd.read_csv(
-            io.BytesIO(b"\n".join(line for _, line in lines)),
+            io.BytesIO(text),
             header=None, names=range(width), dtype=np.int64,
             na_filter=False, engine="c",
         ).to_numpy()
@@ -154,6 +214,9 @@ def iter_rows(stream: IO[bytes], source: str, num_pixels: int = 784,
 # --- cleaning rules: plain functions of a PixelRow ---------------------------
 # Factories return functools.partial objects so rules can be sent to worker
 # processes (closures cannot be pickled).
+
+_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
+
 
 def _is_int(cell: bytes) -> bool:
     cell = cell.strip()
@@ -181,7 +244,10 @@ def check_cells(row: PixelRow, num_pixels: int = 784) -> PixelRow:
     bad = next((c for c in cells[1:] if not _is_int(c)), None)
     if bad is not None:
         raise Dropped("non_numeric_cell", row.where, repr(bad[:20]))
-    row.values = np.array([int(c) for c in cells], dtype=np.int64)
+    # Saturated to int64: a number beyond it is out of every pixel range and
+    # label map anyway, so the later rules name its drop instead of the
+    # conversion crashing the build.
+    row.values = np.array([min(max(int(c), _INT64_MIN), _INT64_MAX) for c in cells], dtype=np.int64)
     row.cells = None
     return row
 
@@ -211,32 +277,101 @@ def no_repeats() -> DuplicateFilter:
 
     It needs to see the whole split in order, so it runs in the main process.
     """
-    # The PNG is lossless and deterministic, so equal (label, PNG) means equal
-    # rows, at a tenth of the bytes to hash.
-    return DuplicateFilter(content=lambda row: row.label.to_bytes(8, "little", signed=True) + row.png,
-                           where=lambda row: row.where)
+    # Hashing the uint8 pixels rather than the parsed int64 values reads an
+    # eighth of the bytes; the range rule already ran, so nothing is lost.
+    return DuplicateFilter(
+        content=lambda row: row.label.to_bytes(8, "little", signed=True) + row.pixels.tobytes(),
+        where=lambda row: row.where)
 
 
-# --- chunk -> screened rows with encoded images ------------------------------
+# --- chunk -> screened rows with their images --------------------------------
 
 def prepare_chunk(chunk: list[tuple[int, bytes]] | Dropped, source: str, rules: list,
-                  shape: tuple[int, int, int]) -> list[EncodedRow | Dropped]:
-    """Parses one chunk, applies the per-row rules and PNG-encodes the survivors."""
+                  shape: tuple[int, int, int]) -> list[CheckedRow | Dropped]:
+    """Parses one chunk, applies the per-row rules and shapes the survivors' images."""
     if isinstance(chunk, Dropped):
         return [chunk]
     out = []
     for row in read_chunk(source, chunk, shape[0] * shape[1] * shape[2]):
         row = screen(row, rules)
         if not isinstance(row, Dropped):
-            row = EncodedRow(source, row.line, row.label,
-                             encode_png(row.pixels.astype(np.uint8).reshape(shape)))
+            row = CheckedRow(source, row.line, row.label,
+                             row.pixels.astype(np.uint8).reshape(shape))
         out.append(row)
     return out
 
 
+def to_example(row: CheckedRow, label_map: dict[int, int]) -> tuple[int, dict]:
+    """(key, example) of a kept row: its line number is the key."""
+    return row.line, {"image": row.pixels, "label": label_map[row.label]}
+
+
+def repeat_content(row: CheckedRow) -> bytes:
+    """What `no_repeats` compares, as bytes."""
+    return row.label.to_bytes(8, "little", signed=True) + row.pixels.tobytes()
+
+
+# --- Beam: the file as byte ranges --------------------------------------------
+
+BEAM_RANGE_ENV = "SIGN_DATASETS_BEAM_RANGE_BYTES"
+# Each range re-inflates the member up to its start, so ranges are not tiny:
+# a 80 MB CSV gives 10 ranges and about 400 MB inflated in all (about a second).
+DEFAULT_BEAM_RANGE_BYTES = 8 << 20
+MAX_BEAM_RANGES = 256
+
+
+def byte_ranges(start: int, size: int, range_bytes: int) -> list[tuple[int, int]]:
+    """[start, size) cut into consecutive ranges of about `range_bytes`."""
+    if size <= start:
+        return []
+    count = min(MAX_BEAM_RANGES, max(1, -(-(size - start) // max(1, range_bytes))))
+    step = -(-(size - start) // count)
+    return [(at, min(at + step, size)) for at in range(start, size, step)]
+
+
+def read_range(byte_range: tuple[int, int], archive: str, member: str, source: str,
+               rules: list, shape: tuple[int, int, int] = (28, 28, 1),
+               chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[int, CheckedRow | Dropped]]:
+    """(line, screened row) of the lines starting in `byte_range` of a zip member."""
+    from sign_datasets.builder import CleanedBuilder
+
+    with CleanedBuilder.open_member(archive, member) as stream:
+        for chunk in iter_range_chunks(stream, source, *byte_range, chunk_rows=chunk_rows):
+            if isinstance(chunk, Dropped):
+                yield int(chunk.where.rsplit(":", 1)[1]), chunk
+                continue
+            rows = prepare_chunk(chunk, source, rules, shape)
+            yield from zip((line_no for line_no, _ in chunk), rows)
+
+
+def beam_plan(dataset: str, split: str, archive, member: str, source: str, rules: list,
+              label_map: dict[int, int], shape=(28, 28, 1), range_bytes: int | None = None):
+    """The split as byte ranges of the member; the header is checked here,
+    before any worker starts, as the local path checks it first."""
+    import os
+    import zipfile
+
+    from sign_datasets.builder import CleanedBuilder
+    from sign_datasets.plans import SplitPlan
+
+    num_pixels = shape[0] * shape[1] * shape[2]
+    with CleanedBuilder.open_member(archive, member) as stream:
+        data_start = read_header(stream, source, num_pixels)
+    with zipfile.ZipFile(archive) as zf:
+        size = zf.getinfo(member).file_size
+    if range_bytes is None:
+        range_bytes = int(os.environ.get(BEAM_RANGE_ENV, DEFAULT_BEAM_RANGE_BYTES))
+    return SplitPlan(
+        dataset=dataset, split=split, work=byte_ranges(data_start, size, range_bytes),
+        read=functools.partial(read_range, archive=str(archive), member=member, source=source,
+                               rules=rules, shape=tuple(shape)),
+        to_example=functools.partial(to_example, label_map=label_map),
+        duplicate_content=repeat_content, duplicate_reason="duplicate_row")
+
+
 def read(stream: IO[bytes], source: str, rules: list, shape=(28, 28, 1),
-         workers: int | None = None, chunk_rows: int = CHUNK_ROWS) -> Iterator[EncodedRow | Dropped]:
-    """Rows of one CSV in file order, screened by `rules`, images encoded.
+         workers: int | None = None, chunk_rows: int = CHUNK_ROWS) -> Iterator[CheckedRow | Dropped]:
+    """Rows of one CSV in file order, screened by `rules`, as uint8 images.
 
     Chunks are parsed in parallel; the caller applies whole-split rules
     (repeats) and does the accounting.

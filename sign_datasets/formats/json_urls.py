@@ -22,7 +22,7 @@ import numpy as np
 from sign_datasets import sources
 from sign_datasets.cleaning import Dropped, SourceError, screen
 from sign_datasets.fetcher import Fetcher, FetchResult
-from sign_datasets.formats.base64_json import json_kind, to_sign_pixels
+from sign_datasets.formats.base64_json import json_kind, to_sign_pixels, unparsable_json
 from sign_datasets.labels import letter_to_index
 
 # A real record is about 90 bytes; the fetcher refuses URLs over 4 KB anyway.
@@ -125,6 +125,9 @@ def _read_lines(stream: IO[bytes], source: str, line_no: int) -> Iterator[UrlRec
             except json.JSONDecodeError as error:
                 raise SourceError(f"{source}:{line_no}: not a JSON record ({error.msg} at column "
                                   f"{error.colno}); each line must be {_EXPECTED}") from None
+            except (ValueError, RecursionError) as error:
+                raise SourceError(f"{source}:{line_no}: {unparsable_json(error)}; each line "
+                                  f"must be {_EXPECTED}") from None
             yield _record(value, source, line_no)
         line_no += 1
 
@@ -184,6 +187,9 @@ class _ArrayText:
                     continue
                 raise SourceError(f"{self.source}:{self.line_at_start + error.lineno - 1}: not valid JSON "
                                   f"({error.msg}); the array must hold objects {_EXPECTED}") from None
+            except (ValueError, RecursionError) as error:
+                raise SourceError(f"{self.source}:{line}: {unparsable_json(error)}; the array "
+                                  f"must hold objects {_EXPECTED}") from None
             self.pos = end
             self.drop_parsed()
             return value, line
@@ -264,3 +270,30 @@ def fetch_records(records: Iterable[UrlRecord], fetcher: Fetcher,
 def image_rules() -> list:
     """The rules after fetching: failed fetches are dropped, bytes become pixels."""
     return [fetched_bytes, to_sign_pixels]
+
+
+# --- Beam: the URL list fetched across workers ------------------------------------
+
+def fetch_batch(records: list[UrlRecord], cache_dir: str, base: str) -> list[tuple[int, UrlRecord | Dropped]]:
+    """(line, screened record) of a batch, fetched through this worker's own
+    session and the shared URL cache, so a rebuild fetches nothing again."""
+    lines = [record.line for record in records]
+    rules = image_rules()
+    with Fetcher(cache_dir, source=base) as fetch:
+        fetched = fetch_records(records, fetch, base)
+        return [(line, record if isinstance(record, Dropped) else screen(record, rules))
+                for line, record in zip(lines, fetched)]
+
+
+def beam_plan(dataset: str, split: str, records: Iterable[UrlRecord], cache_dir, check,
+              batch: int = 256):
+    """The file is read (and its structure checked) by the launcher; the URLs
+    are fetched on the workers in batches."""
+    from sign_datasets.formats.base64_json import SignExamples, sign_example, was_resized
+    from sign_datasets.plans import SplitPlan, batched
+
+    base = sources.source_base()
+    return SplitPlan(dataset=dataset, split=split, work=batched(records, batch),
+                     read=functools.partial(fetch_batch, cache_dir=str(cache_dir), base=base),
+                     to_example=sign_example, note=was_resized,
+                     note_key=SignExamples.METADATA_KEY, check=check)

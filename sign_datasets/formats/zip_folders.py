@@ -23,6 +23,7 @@ import dataclasses
 import functools
 import hashlib
 import io
+import lzma
 import os
 import posixpath
 import re
@@ -41,6 +42,7 @@ from sign_datasets import images
 from sign_datasets.builder import CleanedBuilder
 from sign_datasets.cleaning import Dropped, DuplicateFilter, SourceError, screen
 from sign_datasets.parallel import ordered_map
+from sign_datasets.plans import LeakageShare, SplitPlan
 
 SPLIT_FOLDER_ALIASES = {"train": "train", "training": "train", "test": "test", "testing": "test"}
 SPLITS = ("train", "test")
@@ -53,7 +55,7 @@ ARCHIVE_SUFFIXES = frozenset({".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z
 
 # Reader failures that mean "this member's bytes are damaged", not "the
 # whole archive is unusable".
-_MEMBER_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError)
+_MEMBER_READ_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError)
 
 MB = 1 << 20
 GB = 1 << 30
@@ -185,7 +187,8 @@ def normalised_parts(raw_name: str) -> tuple[str, ...] | None:
     if "\x00" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
         return None
     parts = tuple(part for part in name.split("/") if part not in ("", "."))
-    if not parts or ".." in parts:
+    # The drive is checked again after dropping "." parts: "./C:/x" is C:/x too.
+    if not parts or ".." in parts or re.match(r"^[A-Za-z]:", parts[0]):
         return None
     return parts
 
@@ -371,7 +374,9 @@ def scan_archive(path: Path, class_names: Sequence[str], source: str | None = No
     candidates: list[tuple[int, tuple[str, ...]]] = []
     junk_members: list[tuple[tuple[str, ...], str]] = []
     for index, info in enumerate(infos):
-        if info.is_dir():
+        # Not info.is_dir(): it raises IndexError on an empty member name,
+        # which a crafted zip can hold; that name is counted as unsafe below.
+        if info.filename.endswith("/"):
             continue  # folders are structure, not content
         parts = normalised_parts(info.filename)
         if parts is None:
@@ -582,6 +587,39 @@ def read_split(archive: FolderArchive, split: str, spec: DecodeSpec, workers: in
         release_archive(str(archive.path))
 
 
+# --- Beam: members spread in chunks ---------------------------------------------
+
+def read_positioned(batch: tuple[int, list[MemberRef | Dropped]], archive_path: str, source: str,
+                    spec: DecodeSpec, encode: bool = True) -> list[tuple[int, FolderImage | Dropped]]:
+    """(position in the split's member list, record) of one chunk."""
+    offset, members = batch
+    return list(enumerate(read_chunk(members, archive_path, source, spec, encode), start=offset))
+
+
+def folder_example(image: FolderImage) -> tuple[str, dict]:
+    return image.key, {"image": image.encoded, "label": image.label}
+
+
+def image_digest(image: FolderImage) -> bytes:
+    return image.digest
+
+
+def beam_plan(dataset: str, archive: FolderArchive, split: str, spec: DecodeSpec,
+              leakage: LeakageShare | None, encode: bool = True) -> SplitPlan:
+    """The split's members in chunks, each decoded on a worker; the archive
+    was scanned (and its layout checked) by the launcher."""
+    work, offset = [], 0
+    for chunk in chunks(archive.records[split]):
+        work.append((offset, chunk))
+        offset += len(chunk)
+    return SplitPlan(
+        dataset=dataset, split=split, work=work,
+        read=functools.partial(read_positioned, archive_path=str(archive.path),
+                               source=archive.source, spec=spec, encode=encode),
+        to_example=folder_example, duplicate_content=image_digest,
+        duplicate_reason="duplicate_image", leakage=leakage)
+
+
 # --- whole-split rules (main process) --------------------------------------------
 
 MAX_LEAKAGE_EXAMPLES = 10
@@ -673,10 +711,22 @@ class ImageFolderBuilder(CleanedBuilder, skip_registration=True):
                                limits=self.ARCHIVE_LIMITS)
         self.info.metadata["junk"] = archive.junk_report()
         self.info.metadata["layout"] = archive.layout_report()
-        leakage = LeakageCheck(drop_from_test=self.builder_config.drop_leaked_from_test)
+        drop_leaked = self.builder_config.drop_leaked_from_test
+        leakage = (LeakageShare(drop_from_test=drop_leaked) if self.generates_on_beam
+                   else LeakageCheck(drop_from_test=drop_leaked))
         return {split: self._generate_examples(archive, split, leakage) for split in SPLITS}
 
-    def _generate_examples(self, archive: FolderArchive, split: str, leakage: LeakageCheck):
+    def _generate_examples(self, archive: FolderArchive, split: str,
+                           leakage: LeakageCheck | LeakageShare):
+        if self.generates_on_beam:
+            spec = self.decode_spec()
+            if split != "train":
+                leakage.train_plan = beam_plan(self.info.full_name, archive, "train", spec,
+                                               None, encode=False)
+            return self.beam_examples(beam_plan(self.info.full_name, archive, split, spec, leakage))
+        return self._generate_locally(archive, split, leakage)
+
+    def _generate_locally(self, archive: FolderArchive, split: str, leakage: LeakageCheck):
         spec = self.decode_spec()
         rules = [no_repeated_images()]
         if split == "train":

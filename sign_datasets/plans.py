@@ -1,0 +1,73 @@
+"""A split described as independent pieces of work, for scale-out generation.
+
+The local path streams a split through one process (and its decode
+workers) in order; a Beam pipeline cannot rely on any order. A `SplitPlan`
+says what a split is in a form any worker can run: small picklable work
+items, a pure function that turns one item into positioned records, and the
+whole-split rules stated as groupings (repeats share a content digest,
+leaked test images share a digest with a train image). The position of a
+record is where the local path meets it (line, entry, member number), so
+"the first" of a group and the first examples of each drop reason come out
+exactly as they do locally.
+
+Nothing here imports Apache Beam; `sign_datasets.beam` runs plans.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Iterable
+
+PositionedRecord = tuple[int, Any]
+
+
+@dataclasses.dataclass
+class LeakageShare:
+    """What the train and test plans of one build share for the leakage rule.
+
+    `train_plan` reads train for digests only; the test split uses it when
+    the train split's digests are not in the same pipeline (test built alone).
+    """
+
+    drop_from_test: bool
+    train_plan: "SplitPlan | None" = None
+    # Filled by sign_datasets.beam while the train split's transform expands.
+    train_digests: Any = None
+
+
+@dataclasses.dataclass
+class SplitPlan:
+    """One split of one dataset, as work that workers can do in any order.
+
+    read(item) -> [(position, record or Dropped)]: records already screened
+    by the per-record rules. to_example(record) -> (key, example) for kept
+    records. duplicate_content(record) -> bytes: later records with the same
+    content are dropped under `duplicate_reason`. note(record) -> bool: kept
+    records it is true for are counted under info.metadata[note_key][split]
+    (as "resized").
+    """
+
+    dataset: str
+    split: str
+    work: list
+    read: Callable[[Any], Iterable[PositionedRecord]]
+    to_example: Callable[[Any], tuple[Any, dict]]
+    duplicate_content: Callable[[Any], bytes] | None = None
+    duplicate_reason: str = "duplicate_row"
+    note: Callable[[Any], bool] | None = None
+    note_key: str = ""
+    # Train remembers its digests, test is checked against them.
+    leakage: LeakageShare | None = None
+    # Run in the launcher on the split's report dict once the pipeline is
+    # done, before anything is published (as the local path's end-of-split checks).
+    check: Callable[[dict], None] | None = None
+
+
+def batched(items: Iterable[Any], size: int) -> list[list[Any]]:
+    """Work items of at most `size` elements, in order."""
+    out: list[list[Any]] = []
+    for item in items:
+        if not out or len(out[-1]) >= size:
+            out.append([])
+        out[-1].append(item)
+    return out
