@@ -43,6 +43,35 @@ def _document(title: str, body: str) -> str:
             f"<body>\n{body}\n</body></html>\n")
 
 
+def _inline(text: str) -> str:
+    """Escaped text with `code` spans: all the markdown a description needs."""
+    parts = _e(text).split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick stays as it is
+        return _e(text)
+    return "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts))
+
+
+def description_html(markdown: str) -> str:
+    """Descriptions come from the builders' README.md: paragraphs, "* " or
+    "- " lists and `code`. Anything else stays plain, escaped text."""
+    blocks = []
+    for block in markdown.strip().split("\n\n"):
+        lines = [line.strip() for line in block.strip().splitlines() if line.strip()]
+        if not lines:
+            continue
+        if lines[0].startswith(("* ", "- ")):
+            items: list[str] = []
+            for line in lines:
+                if line.startswith(("* ", "- ")):
+                    items.append(line[2:])
+                elif items:  # a wrapped item
+                    items[-1] += " " + line
+            blocks.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in items) + "</ul>")
+        else:
+            blocks.append(f"<p>{_inline(' '.join(lines))}</p>")
+    return "\n".join(blocks)
+
+
 def _table(header: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join(
@@ -146,8 +175,7 @@ def dataset_page(name: str, out: Path, data_dir: str | None) -> dict:
                f" &middot; <strong>not built</strong> in <code>{_e(state.data_dir)}</code>: "
                f"<code>sign-datasets build {_e(name)}</code>") + "</p>"]
     if info.description:
-        paragraphs = [p.strip() for p in info.description.strip().split("\n\n") if p.strip()]
-        body += [f"<p>{_e(p)}</p>" for p in paragraphs]
+        body.append(description_html(info.description))
     # TFDS fills in a tensorflow.org address for builders without a homepage.
     if info.homepage and not info.homepage.startswith("https://www.tensorflow.org/datasets/"):
         body.append(f'<p>Homepage: <a href="{_e(info.homepage)}">{_e(info.homepage)}</a></p>')

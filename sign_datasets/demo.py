@@ -1,7 +1,8 @@
 """The project's main job, end to end on the offline replica.
 
 replica -> loopback HTTP server -> every builder through the real download
-path -> summary table -> a small CNN on sign_mnist_csv -> a grid of examples.
+path -> summary table -> a small CNN on sign_mnist_csv -> a grid of examples
+-> the catalog page of everything built.
 """
 
 from __future__ import annotations
@@ -20,17 +21,17 @@ def run(out: Path, scale: float = 0.1, epochs: int = 2, seed: int = 0) -> int:
     out = out.resolve()
     replica_dir = out / "replica"
     data_dir = out / "tensorflow_datasets"
-    print(f"[1/5] writing the replica (scale {scale}) to {replica_dir}", flush=True)
+    print(f"[1/6] writing the replica (scale {scale}) to {replica_dir}", flush=True)
     make_replica(replica_dir, scale=scale, seed=seed, progress=True)
 
     with ReplicaServer(replica_dir, port=0) as server:
-        print(f"[2/5] serving it at {server.base_url}", flush=True)
+        print(f"[2/6] serving it at {server.base_url}", flush=True)
         previous = os.environ.get(sources.SOURCE_ENV)
         os.environ[sources.SOURCE_ENV] = server.base_url
         try:
             from sign_datasets import catalog
             names = catalog.all_dataset_names()
-            print(f"[3/5] building {', '.join(names)} into {data_dir}", flush=True)
+            print(f"[3/6] building {', '.join(names)} into {data_dir}", flush=True)
             results = catalog.build_many(names, data_dir=str(data_dir))
         finally:
             if previous is None:
@@ -47,18 +48,24 @@ def run(out: Path, scale: float = 0.1, epochs: int = 2, seed: int = 0) -> int:
             print(f"error: {result.name}: {result.error}")
         return 1
 
-    print(f"[4/5] training a small CNN on sign_mnist_csv for {epochs} epoch(s)", flush=True)
+    print(f"[4/6] training a small CNN on sign_mnist_csv for {epochs} epoch(s)", flush=True)
     from sign_datasets.models import quick
     accuracy, seconds = quick.train_and_evaluate("sign_mnist_csv", data_dir=str(data_dir),
                                                  epochs=epochs, seed=seed)
     print(f"      test accuracy {accuracy:.3f} (chance is {1 / 24:.3f}), {seconds:.0f} s")
 
     grid = out / "sign_mnist_csv_examples.png"
-    print(f"[5/5] writing a grid of examples to {grid}", flush=True)
+    print(f"[5/6] writing a grid of examples to {grid}", flush=True)
     from sign_datasets import visualize
     visualize.example_grid("sign_mnist_csv", data_dir=str(data_dir), out=grid)
 
+    site = out / "catalog"
+    print(f"[6/6] writing the catalog page of what was built to {site}", flush=True)
+    from sign_datasets import catalog_page
+    index = catalog_page.write_site(site, data_dir=str(data_dir), names=names)
+
     print()
     print(f"done in {time.perf_counter() - started:.0f} s; data dir: {data_dir}")
+    print(f"browse it: {index.resolve().as_uri()}")
     print(f"load it from any project: tfds.load('sign_mnist_csv', data_dir='{data_dir}')")
     return 0

@@ -123,3 +123,18 @@ def test_catalog_site_in_headless_chromium(site):
         finally:
             browser.close()
     assert (ARTIFACTS / "catalog-page_pets.png").stat().st_size > 10_000
+
+
+def test_descriptions_render_lists_and_code_and_escape_the_rest():
+    from sign_datasets.catalog_page import description_html
+
+    html = description_html("Rows of `label,pixel1` <b>raw</b>\nwrapped.\n\nConfigs:\n\n"
+                            "* `original` (default): train\n  and test\n* `dirty`: the copy\n\n"
+                            "an odd ` tick")
+    assert html.split("\n") == [
+        "<p>Rows of <code>label,pixel1</code> &lt;b&gt;raw&lt;/b&gt; wrapped.</p>",
+        "<p>Configs:</p>",
+        "<ul><li><code>original</code> (default): train and test</li>"
+        "<li><code>dirty</code>: the copy</li></ul>",
+        "<p>an odd ` tick</p>",
+    ]

@@ -59,6 +59,14 @@ def test_demo_runs_end_to_end(tmp_path):
     assert accuracy > 0.3  # chance is 1/24; 900 training rows
     grid = tmp_path / "demo" / "sign_mnist_csv_examples.png"
     assert grid.stat().st_size > 10_000
+    # The catalog page lists every dataset the demo built, each with its own page.
+    site = tmp_path / "demo" / "catalog"
+    index = (site / "index.html").read_text()
+    assert "browse it: file://" in out and index.count("<tr>") >= 13
+    assert "sign_mnist_csv/dirty" in index and "tumor_classification/124x124" in index
+    assert "not built" not in index
+    pages = [p for p in site.glob("*.html") if p.name != "index.html"]
+    assert len(pages) >= 12 and any("duplicate_row" in p.read_text() for p in pages)
 
 
 def test_replica_serve_prints_its_url_and_serves_the_files(replica_dir):
