@@ -108,6 +108,29 @@ def builder_configs(entry: Entry) -> list:
             for c in entry.configs]
 
 
+def project_folder_builder(name: str) -> type:
+    """The base class of a project zip_folders builder, declared by its entry in
+    catalog.toml: version, release notes, configs, homepage, archive, classes
+    and mode. The builder in builders/<name>/ subclasses it and adds only
+    what the catalog cannot say (a docstring, special features)."""
+    from sign_datasets.catalog_file import project_entry
+
+    entry = project_entry(name)
+    attrs = {
+        "VERSION": tfds.core.Version(entry.version),
+        "RELEASE_NOTES": dict(entry.release_notes),
+        "BUILDER_CONFIGS": builder_configs(entry),
+        "HOMEPAGE": entry.homepage,
+        "ARCHIVE": entry.sources[0].target,
+        "CLASS_NAMES": entry.classes,
+        "MODE": entry.mode,
+        "ENTRY": entry,
+        "__module__": __name__,
+    }
+    # skip_registration: only the builder's own subclass is a dataset.
+    return type(f"Declared_{name}", (ImageFolderBuilder,), attrs, skip_registration=True)
+
+
 def _image_feature(entry: Entry):
     return tfds.features.Tensor(shape=entry.shape, dtype=np.uint8, encoding="bytes",
                                 doc="uint8 pixels, (height, width, channels)")

@@ -1,27 +1,13 @@
 """Sign Language MNIST from the course's zip of image folders (sign-language-img.zip)."""
 
-import tensorflow_datasets as tfds
-
 from sign_datasets.builder import ENCODED_IMAGE, sign_features
-from sign_datasets.catalog_builders import builder_configs
-from sign_datasets.catalog_file import project_entry
-from sign_datasets.formats.zip_folders import ImageFolderBuilder
-
-# Version, release notes, configs and sources: sign_datasets/catalog.toml.
-ENTRY = project_entry("sign_language_img")
+from sign_datasets.catalog_builders import project_folder_builder
 
 
-class Builder(ImageFolderBuilder):
+# Version, release notes, configs, archive, classes and mode: sign_datasets/catalog.toml.
+class Builder(project_folder_builder("sign_language_img")):
     """Sign Language MNIST as 28x28 grayscale JPEGs in Train/<letter>/ and Test/<letter>/."""
 
-    VERSION = tfds.core.Version(ENTRY.version)
-    RELEASE_NOTES = ENTRY.release_notes
-    BUILDER_CONFIGS = builder_configs(ENTRY)
-    HOMEPAGE = ENTRY.homepage
-
-    ARCHIVE = ENTRY.sources[0].target
-    CLASS_NAMES = ENTRY.classes
-    MODE = ENTRY.mode
 
     def _features(self):
         # The same features as every sign-language dataset: one model serves all.
