@@ -21,7 +21,7 @@ import tensorflow_datasets as tfds
 from sign_datasets import fetcher, images, sources
 from sign_datasets.builder import CleanedBuilder
 from sign_datasets.catalog_file import Entry, Source, sha256_of
-from sign_datasets.cleaning import Dropped, SourceError, screen
+from sign_datasets.cleaning import Dropped, SourceError
 from sign_datasets.formats import base64_json, csv_pixels, json_urls
 from sign_datasets.formats.zip_folders import FolderConfig, ImageFolderBuilder
 
@@ -81,6 +81,12 @@ class CatalogDataset:
         else:
             with open(path, "rb") as stream:
                 yield stream
+
+    def read_sources(self, fetched: list[tuple[Source, Path]], reader) -> Iterator:
+        """Records of a split's sources in catalog order: reader(stream, source label)."""
+        for source, path in fetched:
+            with self.open_source(path, source) as stream:
+                yield from reader(stream, source.label)
 
     def split_sources(self, dl_manager) -> dict[str, list[tuple[Source, Path]]]:
         """{split: [(source, downloaded path)]} for this config, in catalog order."""
@@ -189,8 +195,9 @@ class ZipFoldersDataset(CatalogDataset, ImageFolderBuilder, skip_registration=Tr
     """A zip of `<split>/<class>/<image>` folders."""
 
 
-class CsvPixelsDataset(CatalogDataset, CleanedBuilder, skip_registration=True):
-    """CSV files of `label,pixel1,...` rows; several files of one split are read in turn."""
+class RecordsDataset(CatalogDataset, CleanedBuilder, skip_registration=True):
+    """The formats read as records (not image folders): an image and a label
+    each, every split from its sources of the entry."""
 
     def _features(self):
         return tfds.features.FeaturesDict({
@@ -198,96 +205,57 @@ class CsvPixelsDataset(CatalogDataset, CleanedBuilder, skip_registration=True):
             "label": tfds.features.ClassLabel(names=self.ENTRY.classes)})
 
     def _split_generators(self, dl_manager):
-        return {split: self._generate_examples(split, fetched)
+        return {split: self._generate_examples(split, fetched, dl_manager)
                 for split, fetched in self.split_sources(dl_manager).items()}
 
-    def _generate_examples(self, split, fetched):
+
+class CsvPixelsDataset(RecordsDataset, skip_registration=True):
+    """CSV files of `label,pixel1,...` rows; several files of one split are read in turn."""
+
+    def _generate_examples(self, split, fetched, dl_manager):
         entry = self.ENTRY
         label_map = {file_label: index for index, file_label in enumerate(entry.file_labels())}
         rules = csv_pixels.row_rules(label_map, int(np.prod(entry.shape)))
-
-        def rows():
-            for source, path in fetched:
-                with self.open_source(path, source) as stream:
-                    yield from csv_pixels.read(stream, source.label, rules=rules,
-                                               shape=entry.shape)
-
+        rows = self.read_sources(fetched, functools.partial(csv_pixels.read, rules=rules,
+                                                            shape=entry.shape))
         whole = [csv_pixels.no_repeats()] if entry.cleaning.get("drop_duplicates", True) else []
         yield from self.cleaned_examples(
-            split, rows(), whole,
+            split, rows, whole,
             lambda row: (f"{row.source}:{row.line}",
                          {"image": row.pixels, "label": label_map[row.label]}))
 
 
-class JsonUrlsDataset(CatalogDataset, CleanedBuilder, skip_registration=True):
+class JsonUrlsDataset(RecordsDataset, skip_registration=True):
     """JSON Lines (or an array) of {"content": URL, "label": class}; images fetched."""
 
-    def _features(self):
-        return tfds.features.FeaturesDict({
-            "image": _image_feature(self.ENTRY),
-            "label": tfds.features.ClassLabel(names=self.ENTRY.classes)})
-
-    def _split_generators(self, dl_manager):
-        cache = fetcher.download_cache_dir(dl_manager.download_dir)
-        return {split: self._generate_examples(split, fetched, cache)
-                for split, fetched in self.split_sources(dl_manager).items()}
-
-    def _fetched(self, records, fetch):
-        # Labels are checked before fetching, so an unknown label costs no request.
-        prepare = [functools.partial(known_label, classes=self.ENTRY.classes),
-                   functools.partial(json_urls.rebase, base=sources.source_base())]
-        screened = (screen(record, prepare) for record in records)
-        for record, result in fetch.fetch_all(
-                screened, url_of=lambda r: None if isinstance(r, Dropped) else r.fetch_url,
-                desc="fetching images"):
-            if not isinstance(record, Dropped):
-                record.fetched = result
-            yield record
-
-    def _generate_examples(self, split, fetched, cache):
+    def _generate_examples(self, split, fetched, dl_manager):
         entry = self.ENTRY
         configured = entry.cleaning.get("max_failed_share", fetcher.DEFAULT_MAX_FAILED_SHARE)
         limit = fetcher.max_failed_share(configured)
         examples = _Examples()
         rules = [json_urls.fetched_bytes,
                  functools.partial(to_pixels, shape=entry.shape, mode=entry.mode)]
-        with fetcher.Fetcher(cache) as fetch:
-            def records():
-                for source, path in fetched:
-                    with self.open_source(path, source) as stream:
-                        yield from self._fetched(json_urls.read(stream, source.label), fetch)
-
-            yield from self.cleaned_examples(split, records(), rules, examples)
+        with fetcher.Fetcher(fetcher.download_cache_dir(dl_manager.download_dir)) as fetch:
+            records = json_urls.fetch_records(
+                self.read_sources(fetched, json_urls.read), fetch,
+                label_rule=functools.partial(known_label, classes=entry.classes))
+            yield from self.cleaned_examples(split, records, rules, examples)
         examples.record(self.info, split)
         fetcher.check_failed_share(self.cleaning_report()[split], limit,
                                    f"{entry.name} ({split})")
 
 
-class Base64JsonDataset(CatalogDataset, CleanedBuilder, skip_registration=True):
+class Base64JsonDataset(RecordsDataset, skip_registration=True):
     """JSON of label -> base64 image (or records of them)."""
 
-    def _features(self):
-        return tfds.features.FeaturesDict({
-            "image": _image_feature(self.ENTRY),
-            "label": tfds.features.ClassLabel(names=self.ENTRY.classes)})
-
-    def _split_generators(self, dl_manager):
-        return {split: self._generate_examples(split, fetched)
-                for split, fetched in self.split_sources(dl_manager).items()}
-
-    def _generate_examples(self, split, fetched):
+    def _generate_examples(self, split, fetched, dl_manager):
         entry = self.ENTRY
         examples = _Examples()
         rules = [functools.partial(known_label, classes=entry.classes),
                  base64_json.decode_payload,
                  functools.partial(to_pixels, shape=entry.shape, mode=entry.mode)]
-
-        def records():
-            for source, path in fetched:
-                with self.open_source(path, source) as stream:
-                    yield from base64_json.read(stream, source.label)
-
-        yield from self.cleaned_examples(split, records(), rules, examples)
+        yield from self.cleaned_examples(
+            split, self.read_sources(fetched, base64_json.read), rules, examples)
         examples.record(self.info, split)
 
 

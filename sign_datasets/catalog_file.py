@@ -536,11 +536,8 @@ def dataset_names_of(names: Iterable[str]) -> list[str]:
 # --- generated builders -----------------------------------------------------------------
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def builder_class(entry: Entry) -> type:

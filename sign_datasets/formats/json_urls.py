@@ -15,7 +15,7 @@ import dataclasses
 import functools
 import io
 import json
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -251,13 +251,16 @@ def fetched_bytes(record: UrlRecord) -> UrlRecord:
 
 
 def fetch_records(records: Iterable[UrlRecord], fetcher: Fetcher,
-                  base: str | None = None) -> Iterator[UrlRecord | Dropped]:
+                  base: str | None = None,
+                  label_rule: Callable[[UrlRecord], UrlRecord] = check_label,
+                  ) -> Iterator[UrlRecord | Dropped]:
     """Records with their fetch results attached, in file order.
 
-    Labels are checked before fetching, so an unknown label costs no request;
-    those records come through as `Dropped` in their place.
+    Labels are checked (by `label_rule`, the sign letters by default) before
+    fetching, so an unknown label costs no request; those records come
+    through as `Dropped` in their place.
     """
-    prepare = [check_label, functools.partial(rebase, base=base or sources.source_base())]
+    prepare = [label_rule, functools.partial(rebase, base=base or sources.source_base())]
     screened = (screen(record, prepare) for record in records)
     for record, result in fetcher.fetch_all(
             screened, url_of=lambda r: None if isinstance(r, Dropped) else r.fetch_url,
