@@ -38,6 +38,15 @@ RAW_PIXELS = "raw"
 ENCODED_IMAGE = "encoded"
 
 
+def raw_image_feature(shape) -> tfds.features.Tensor:
+    """An image stored as its raw uint8 pixels: TFDS's own feature, so any
+    process loads it without this package."""
+    if None in shape:
+        raise ValueError(f"raw pixels need a fixed image shape, got {shape}")
+    return tfds.features.Tensor(shape=tuple(shape), dtype=np.uint8, encoding="bytes",
+                                doc="uint8 pixels, (height, width, channels)")
+
+
 def sign_features(shape=(28, 28, 1), storage: str = RAW_PIXELS) -> tfds.features.FeaturesDict:
     """The features every sign-language dataset shares, so one model serves all.
 
@@ -45,10 +54,7 @@ def sign_features(shape=(28, 28, 1), storage: str = RAW_PIXELS) -> tfds.features
     or without this package (tfds.features.Tensor is TFDS's own feature).
     """
     if storage == RAW_PIXELS:
-        if None in shape:
-            raise ValueError(f"raw pixels need a fixed image shape, got {shape}")
-        image = tfds.features.Tensor(shape=shape, dtype=np.uint8, encoding="bytes",
-                                     doc="uint8 pixels, (height, width, channels)")
+        image = raw_image_feature(shape)
     elif storage == ENCODED_IMAGE:
         image = tfds.features.Image(shape=shape)
     else:

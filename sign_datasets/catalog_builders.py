@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from sign_datasets import fetcher, images, sources
-from sign_datasets.builder import CleanedBuilder
+from sign_datasets.builder import CleanedBuilder, raw_image_feature
 from sign_datasets.catalog_file import Entry, Source, sha256_of
 from sign_datasets.cleaning import Dropped, SourceError
 from sign_datasets.formats import base64_json, csv_pixels, json_urls
@@ -138,8 +138,7 @@ def project_folder_builder(name: str) -> type:
 
 
 def _image_feature(entry: Entry):
-    return tfds.features.Tensor(shape=entry.shape, dtype=np.uint8, encoding="bytes",
-                                doc="uint8 pixels, (height, width, channels)")
+    return raw_image_feature(entry.shape)
 
 
 # --- rules shared by the JSON formats -------------------------------------------
@@ -172,21 +171,13 @@ def to_pixels(record, shape: tuple[int, int, int], mode: str):
     return record
 
 
-class _Examples:
-    """Kept records -> (key, example), counting resized ones for the metadata."""
-
-    def __init__(self):
-        self.resized = 0
+class _Examples(base64_json.SignExamples):
+    """As the sign datasets' examples (resizes counted for the metadata), keyed
+    by source too: a split may read several files."""
 
     def __call__(self, record):
-        self.resized += bool(record.resized)
-        return f"{record.source}:{record.key}", {"image": record.pixels,
-                                                  "label": record.label_index}
-
-    def record(self, info, split: str) -> None:
-        counts = dict(info.metadata.get("resized", {}))
-        counts[split] = self.resized
-        info.metadata["resized"] = counts
+        key, example = super().__call__(record)
+        return f"{record.source}:{key}", example
 
 
 # --- one base per format --------------------------------------------------------------
