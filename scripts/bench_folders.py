@@ -32,6 +32,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from sign_datasets import bench  # noqa: E402  (after the log level)
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "docs" / "BENCHMARKS.md"
 SECTION = "## Image folders (issue 4)"
@@ -99,14 +101,6 @@ def bench_build(name: str, source: Path, cores: int, repeats: int) -> dict:
             "runs_many": [r["seconds"] for r in runs[cores]]}
 
 
-def time_epoch(dataset) -> tuple[float, int]:
-    start = time.perf_counter()
-    count = 0
-    for images, _ in dataset:
-        count += int(images.shape[0])
-    return time.perf_counter() - start, count
-
-
 def bench_epoch(source: Path, work: Path, repeats: int, batch_size: int = 32) -> dict:
     """Epoch times of three pipelines over the same train images: the
     prepared dataset without and with tfds.load's in-memory cache (on by
@@ -143,11 +137,11 @@ def bench_epoch(source: Path, work: Path, repeats: int, batch_size: int = 32) ->
     runs: dict[str, list[float]] = {label: [] for label in pipelines}
     counts = {}
     for label, dataset in pipelines.items():
-        first[label], counts[label] = time_epoch(dataset)
+        first[label], counts[label] = bench.epoch_seconds(dataset)
         print(f"  first epoch {label}: {first[label]:.2f} s ({counts[label]} images)", flush=True)
     for _ in range(repeats):  # alternate, so load changes hit all alike
         for label, dataset in pipelines.items():
-            seconds, counts[label] = time_epoch(dataset)
+            seconds, counts[label] = bench.epoch_seconds(dataset)
             runs[label].append(seconds)
             print(f"  epoch {label}: {seconds:.2f} s", flush=True)
     if len(set(counts.values())) != 1:
@@ -159,7 +153,6 @@ def bench_epoch(source: Path, work: Path, repeats: int, batch_size: int = 32) ->
 
 def format_section(command: str, cores: int, headroom: tuple[float, float], pressure: tuple, builds: list[dict],
                    epoch: dict, scales: tuple[float, float]) -> str:
-    from sign_datasets import bench
     today = datetime.date.today().isoformat()
     machine = bench.machine()
     bench.bar_chart(BENCHMARKS.parent / "bench_folders.png",
@@ -279,14 +272,13 @@ def main(argv=None) -> int:
     make_replica(malaria_source, scale=args.scale, seed=0, objects=[MALARIA_ZIP])
     make_replica(sign_source, scale=args.sign_scale, seed=0, objects=[SIGN_ZIP])
 
-    from sign_datasets.bench import cpu_pressure
-    pressure_before = cpu_pressure()
+    pressure_before = bench.cpu_pressure()
     headroom = calibrate(cores, args.repeats)
     print(f"calibration: {cores} processes {headroom:.2f}x one", flush=True)
     builds = [bench_build("malaria_cells/124x124", malaria_source, cores, args.repeats),
               bench_build("sign_language_img", sign_source, cores, args.repeats)]
     epoch = bench_epoch(sign_source, work, args.repeats)
-    pressure_after = cpu_pressure()
+    pressure_after = bench.cpu_pressure()
     headroom = (headroom, calibrate(cores, args.repeats))
 
     command = ".venv/bin/python scripts/bench_folders.py " + " ".join(
@@ -297,7 +289,6 @@ def main(argv=None) -> int:
     print()
     print(section)
     if not args.no_write:
-        from sign_datasets import bench
         bench.write_section(SECTION, section, BENCHMARKS)
         print(f"wrote the section to {BENCHMARKS}")
     if args.work is None:

@@ -35,6 +35,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from sign_datasets import bench  # noqa: E402  (after the log level)
+
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Read path (issue 7)"
 CHART = ROOT / "docs" / "bench_read.png"
@@ -66,14 +68,6 @@ def png_variant_class():
 
 # --- timing ------------------------------------------------------------------------
 
-def epoch_seconds(dataset) -> tuple[float, int]:
-    start = time.perf_counter()
-    count = 0
-    for images, _ in dataset:
-        count += int(images.shape[0])
-    return time.perf_counter() - start, count
-
-
 def run_rounds(pipelines: dict, rounds: int) -> dict[str, dict]:
     """One epoch of each pipeline per round, after one untimed epoch each, the
     order rotated each round so that a burst of other people's work does not
@@ -82,13 +76,13 @@ def run_rounds(pipelines: dict, rounds: int) -> dict[str, dict]:
     for name in names:
         # Untimed: tf.data's first iterator of a pipeline pays for graph
         # optimisation and thread pools, and files enter the page cache.
-        epoch_seconds(pipelines[name])
+        bench.epoch_seconds(pipelines[name])
     times: dict[str, list[float]] = {name: [] for name in names}
     counts: dict[str, int] = {}
     for round_number in range(rounds):
         shift = round_number % len(names)
         for name in names[shift:] + names[:shift]:
-            seconds, counts[name] = epoch_seconds(pipelines[name])
+            seconds, counts[name] = bench.epoch_seconds(pipelines[name])
             times[name].append(seconds)
         print(f"  round {round_number + 1}/{rounds}: " + ", ".join(
             f"{name} {counts[name] / times[name][-1]:,.0f}/s" for name in names), flush=True)
@@ -100,7 +94,7 @@ def run_rounds(pipelines: dict, rounds: int) -> dict[str, dict]:
 def warmed(dataset):
     """A cached pipeline after the epoch that fills its cache (run_rounds'
     warm-up epoch would fill it too; this keeps the intent explicit)."""
-    epoch_seconds(dataset)
+    bench.epoch_seconds(dataset)
     return dataset
 
 
@@ -403,7 +397,6 @@ def main(argv=None) -> int:
 
     import sign_datasets  # noqa: F401  (registers the builders)
     import tensorflow_datasets as tfds
-    from sign_datasets import bench
     from sign_datasets.replica import make_replica
 
     absl_logging.set_verbosity(absl_logging.ERROR)

@@ -167,6 +167,15 @@ def contention() -> str:
     return ", ".join(parts) or "n/a"
 
 
+def epoch_seconds(dataset) -> tuple[float, int]:
+    """(seconds, images) of one pass over a dataset of (images, labels) batches."""
+    start = time.perf_counter()
+    count = 0
+    for images, _ in dataset:
+        count += int(images.shape[0])
+    return time.perf_counter() - start, count
+
+
 def bar_chart(path: Path, title: str, bars: list[tuple[str, float]], unit: str,
               goal: float | None = None, goal_label: str = "goal") -> Path:
     """A horizontal bar chart of one benchmark's figures, for its section.
