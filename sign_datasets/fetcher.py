@@ -360,11 +360,11 @@ class _BoundedRetry(Retry):
 
 
 def _timed_out(error: BaseException) -> bool:
-    """Whether a requests/urllib3 error chain was caused by a timeout.
+    """Whether a urllib3 error chain was caused by a timeout.
 
-    requests wraps urllib3's timeouts differently depending on whether they
-    happened while connecting, before the headers, after retries ran out or
-    while streaming the body; the cause is somewhere in the chain.
+    urllib3 wraps timeouts differently depending on whether they happened
+    while connecting, before the headers, after retries ran out or while
+    streaming the body; the cause is somewhere in the chain.
     """
     seen: set[int] = set()
     stack: list[Any] = [error]
@@ -375,8 +375,7 @@ def _timed_out(error: BaseException) -> bool:
         seen.add(id(current))
         if isinstance(current, urllib3.exceptions.NewConnectionError):
             continue  # a refused connection, not a slow one
-        if isinstance(current, (urllib3.exceptions.TimeoutError, requests.exceptions.Timeout,
-                                socket.timeout)):
+        if isinstance(current, (urllib3.exceptions.TimeoutError, socket.timeout)):
             return True
         stack.extend(current.args)
         stack.extend([getattr(current, "reason", None), current.__cause__, current.__context__])
@@ -466,13 +465,10 @@ class Fetcher:
             return FetchResult(url, cached, from_cache=True)
         try:
             return self._download(url, cached)
-        except urllib3.exceptions.MaxRetryError as error:
-            if isinstance(error.reason, urllib3.exceptions.ResponseError):
-                # Retries spent on statuses that never came back 200.
-                return FetchResult(url, reason=SERVER_ERROR, detail=_short(error))
-            reason = TIMEOUT if _timed_out(error) else CONNECTION_FAILED
-            return FetchResult(url, reason=reason, detail=_short(error))
-        except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException) as error:
+        except urllib3.exceptions.HTTPError as error:
+            # Requests go through urllib3 alone: its errors are all there is.
+            # (Retries spent on statuses come back as the last response, since
+            # raise_on_status is off, and are classified by their status.)
             reason = TIMEOUT if _timed_out(error) else CONNECTION_FAILED
             return FetchResult(url, reason=reason, detail=_short(error))
 
