@@ -279,9 +279,7 @@ def no_repeats() -> DuplicateFilter:
     """
     # Hashing the uint8 pixels rather than the parsed int64 values reads an
     # eighth of the bytes; the range rule already ran, so nothing is lost.
-    return DuplicateFilter(
-        content=lambda row: row.label.to_bytes(8, "little", signed=True) + row.pixels.tobytes(),
-        where=lambda row: row.where)
+    return DuplicateFilter(content=repeat_content, where=lambda row: row.where)
 
 
 # --- chunk -> screened rows with their images --------------------------------
