@@ -628,7 +628,7 @@ MAX_LEAKAGE_EXAMPLES = 10
 def no_repeated_images() -> DuplicateFilter:
     """Rule: a later image with the same decoded pixels as an earlier one of
     the same split is dropped."""
-    return DuplicateFilter(content=lambda image: image.digest, where=lambda image: image.where,
+    return DuplicateFilter(content=image_digest, where=lambda image: image.where,
                            reason="duplicate_image")
 
 
@@ -736,9 +736,8 @@ class ImageFolderBuilder(CleanedBuilder, skip_registration=True):
                 # TFDS wrote test first (or alone): learn train's pixels now.
                 leakage.learn_train(read_split(archive, "train", spec, encode=False))
             rules.append(leakage.check)
-        yield from self.cleaned_examples(
-            split, read_split(archive, split, spec), rules,
-            lambda image: (image.key, {"image": image.encoded, "label": image.label}))
+        yield from self.cleaned_examples(split, read_split(archive, split, spec), rules,
+                                         folder_example)
         if split == "train":
             leakage.train_known = True
         else:
