@@ -293,7 +293,8 @@ def entry_rules() -> list:
 
 
 def sign_example(record) -> tuple[int, dict]:
-    """(key, example) of a kept record, as SignExamples makes it."""
+    """(key, example) of a kept record; the sign datasets store raw uint8
+    pixels (builder.sign_features)."""
     return record.key, {"image": record.pixels, "label": record.label_index}
 
 
@@ -330,10 +331,8 @@ class SignExamples:
         self.resized = 0
 
     def __call__(self, record) -> tuple[int, dict]:
-        if record.resized:
-            self.resized += 1
-        # The sign datasets store raw uint8 pixels (builder.sign_features).
-        return record.key, {"image": record.pixels, "label": record.label_index}
+        self.resized += was_resized(record)
+        return sign_example(record)
 
     def record(self, info, split: str) -> None:
         """Stores {split: count} under info.metadata["resized"]."""
