@@ -24,6 +24,7 @@ from sign_datasets.catalog_file import Entry, Source, sha256_of
 from sign_datasets.cleaning import Dropped, SourceError
 from sign_datasets.formats import base64_json, csv_pixels, json_urls
 from sign_datasets.formats.zip_folders import FolderConfig, ImageFolderBuilder
+from sign_datasets.plans import positioned
 
 
 class ChecksumMismatch(SourceError):
@@ -87,6 +88,15 @@ class CatalogDataset:
         for source, path in fetched:
             with self.open_source(path, source) as stream:
                 yield from reader(stream, source.label)
+
+    def positioned_records(self, fetched: list[tuple[Source, Path]], reader) -> list:
+        """(position, record) of every record of a split's sources, read in
+        the launcher: a Beam plan's input (see `plans.positioned`)."""
+        out = []
+        for index, (source, path) in enumerate(fetched):
+            with self.open_source(path, source) as stream:
+                out.extend(positioned([reader(stream, source.label)], first_source=index))
+        return out
 
     def split_sources(self, dl_manager) -> dict[str, list[tuple[Source, Path]]]:
         """{split: [(source, downloaded path)]} for this config, in catalog order."""
@@ -171,13 +181,20 @@ def to_pixels(record, shape: tuple[int, int, int], mode: str):
     return record
 
 
+def source_keyed_example(record) -> tuple[str, dict]:
+    """(key, example) of a kept record, keyed by its file too: a split may
+    read several files."""
+    key, example = base64_json.sign_example(record)
+    return f"{record.source}:{key}", example
+
+
 class _Examples(base64_json.SignExamples):
-    """As the sign datasets' examples (resizes counted for the metadata), keyed
-    by source too: a split may read several files."""
+    """As the sign datasets' examples (resizes counted for the metadata),
+    keyed as `source_keyed_example` keys them."""
 
     def __call__(self, record):
-        key, example = super().__call__(record)
-        return f"{record.source}:{key}", example
+        self.resized += base64_json.was_resized(record)
+        return source_keyed_example(record)
 
 
 # --- one base per format --------------------------------------------------------------
@@ -207,13 +224,21 @@ class CsvPixelsDataset(RecordsDataset, skip_registration=True):
         entry = self.ENTRY
         label_map = {file_label: index for index, file_label in enumerate(entry.file_labels())}
         rules = csv_pixels.row_rules(label_map, int(np.prod(entry.shape)))
+        to_example = functools.partial(csv_pixels.source_keyed_example, label_map=label_map)
+        drop_repeats = entry.cleaning.get("drop_duplicates", True)
+        if self.generates_on_beam:
+            files = [csv_pixels.CsvFile(os.fspath(path), source.member, source.label)
+                     for source, path in fetched]
+            return self.beam_examples(csv_pixels.beam_plan(
+                self.info.full_name, split, files, rules, to_example, shape=entry.shape,
+                drop_repeats=drop_repeats))
+        return self._generate_locally(split, fetched, rules, to_example, drop_repeats)
+
+    def _generate_locally(self, split, fetched, rules, to_example, drop_repeats):
         rows = self.read_sources(fetched, functools.partial(csv_pixels.read, rules=rules,
-                                                            shape=entry.shape))
-        whole = [csv_pixels.no_repeats()] if entry.cleaning.get("drop_duplicates", True) else []
-        yield from self.cleaned_examples(
-            split, rows, whole,
-            lambda row: (f"{row.source}:{row.line}",
-                         {"image": row.pixels, "label": label_map[row.label]}))
+                                                            shape=self.ENTRY.shape))
+        whole = [csv_pixels.no_repeats()] if drop_repeats else []
+        yield from self.cleaned_examples(split, rows, whole, to_example)
 
 
 class JsonUrlsDataset(RecordsDataset, skip_registration=True):
@@ -223,17 +248,26 @@ class JsonUrlsDataset(RecordsDataset, skip_registration=True):
         entry = self.ENTRY
         configured = entry.cleaning.get("max_failed_share", fetcher.DEFAULT_MAX_FAILED_SHARE)
         limit = fetcher.max_failed_share(configured)
-        examples = _Examples()
+        label_rule = functools.partial(known_label, classes=entry.classes)
         rules = [json_urls.fetched_bytes,
                  functools.partial(to_pixels, shape=entry.shape, mode=entry.mode)]
-        with fetcher.Fetcher(fetcher.download_cache_dir(dl_manager.download_dir)) as fetch:
-            records = json_urls.fetch_records(
-                self.read_sources(fetched, json_urls.read), fetch,
-                label_rule=functools.partial(known_label, classes=entry.classes))
+        cache = fetcher.download_cache_dir(dl_manager.download_dir)
+        what = f"{entry.name} ({split})"
+        if self.generates_on_beam:
+            return self.beam_examples(json_urls.beam_plan(
+                self.info.full_name, split, self.positioned_records(fetched, json_urls.read),
+                cache, check=functools.partial(fetcher.check_failed_share, limit=limit, what=what),
+                label_rule=label_rule, rules=rules, to_example=source_keyed_example))
+        return self._generate_locally(split, fetched, cache, label_rule, rules, limit, what)
+
+    def _generate_locally(self, split, fetched, cache, label_rule, rules, limit, what):
+        examples = _Examples()
+        with fetcher.Fetcher(cache) as fetch:
+            records = json_urls.fetch_records(self.read_sources(fetched, json_urls.read), fetch,
+                                              label_rule=label_rule)
             yield from self.cleaned_examples(split, records, rules, examples)
         examples.record(self.info, split)
-        fetcher.check_failed_share(self.cleaning_report()[split], limit,
-                                   f"{entry.name} ({split})")
+        fetcher.check_failed_share(self.cleaning_report()[split], limit, what)
 
 
 class Base64JsonDataset(RecordsDataset, skip_registration=True):
@@ -241,10 +275,17 @@ class Base64JsonDataset(RecordsDataset, skip_registration=True):
 
     def _generate_examples(self, split, fetched, dl_manager):
         entry = self.ENTRY
-        examples = _Examples()
         rules = [functools.partial(known_label, classes=entry.classes),
                  base64_json.decode_payload,
                  functools.partial(to_pixels, shape=entry.shape, mode=entry.mode)]
+        if self.generates_on_beam:
+            return self.beam_examples(base64_json.beam_plan(
+                self.info.full_name, split, self.positioned_records(fetched, base64_json.read),
+                rules=rules, to_example=source_keyed_example))
+        return self._generate_locally(split, fetched, rules)
+
+    def _generate_locally(self, split, fetched, rules):
+        examples = _Examples()
         yield from self.cleaned_examples(
             split, self.read_sources(fetched, base64_json.read), rules, examples)
         examples.record(self.info, split)

@@ -71,3 +71,24 @@ def batched(items: Iterable[Any], size: int) -> list[list[Any]]:
             out.append([])
         out[-1].append(item)
     return out
+
+
+# A split may read several sources (a team catalog entry's files); records
+# are met source after source, so the source's index leads the position.
+SOURCE_SHIFT = 40
+
+
+def source_position(source_index: int, position: int) -> int:
+    """The position of record `position` (line, entry number) of a split's
+    `source_index`-th source: ordered as the local path reads them."""
+    if not 0 <= position < 1 << SOURCE_SHIFT:
+        raise ValueError(f"position {position} out of range")
+    return (source_index << SOURCE_SHIFT) | position
+
+
+def positioned(sources: Iterable[Iterable[Any]], first_source: int = 0) -> list[PositionedRecord]:
+    """(position, record) of every record of a split's sources in order (the
+    first being the split's `first_source`-th); a record's own position is
+    its `key` (line or entry number)."""
+    return [(source_position(index, record.key), record)
+            for index, records in enumerate(sources, first_source) for record in records]

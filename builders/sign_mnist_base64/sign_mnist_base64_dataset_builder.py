@@ -5,6 +5,7 @@ import tensorflow_datasets as tfds
 from sign_datasets.builder import CleanedBuilder, sign_features
 from sign_datasets.catalog_file import project_entry
 from sign_datasets.formats import base64_json
+from sign_datasets.plans import positioned
 
 # Version, release notes, configs and sources: sign_datasets/catalog.toml.
 ENTRY = project_entry("sign_mnist_base64")
@@ -30,7 +31,7 @@ class Builder(CleanedBuilder):
     def _generate_examples(self, archive):
         if self.generates_on_beam:
             with self.open_member(archive, MEMBER) as stream:
-                entries = list(base64_json.read(stream, f"{ARCHIVE}/{MEMBER}"))
+                entries = positioned([base64_json.read(stream, f"{ARCHIVE}/{MEMBER}")])
             return self.beam_examples(base64_json.beam_plan(self.info.full_name, "train", entries))
         return self._generate_locally(archive)
 

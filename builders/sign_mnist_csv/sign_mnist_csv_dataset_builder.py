@@ -44,8 +44,10 @@ class Builder(CleanedBuilder):
     def _generate_examples(self, archive, member, split):
         if self.generates_on_beam:
             return self.beam_examples(csv_pixels.beam_plan(
-                self.info.full_name, split, archive, member, f"{ARCHIVE}/{member}",
-                rules=csv_pixels.row_rules(CSV_LABEL_TO_INDEX), label_map=CSV_LABEL_TO_INDEX))
+                self.info.full_name, split,
+                [csv_pixels.CsvFile(str(archive), member, f"{ARCHIVE}/{member}")],
+                rules=csv_pixels.row_rules(CSV_LABEL_TO_INDEX),
+                to_example=functools.partial(csv_pixels.to_example, label_map=CSV_LABEL_TO_INDEX)))
         return self._generate_locally(archive, member, split)
 
     def _generate_locally(self, archive, member, split):

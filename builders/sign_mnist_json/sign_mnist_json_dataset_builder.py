@@ -10,6 +10,7 @@ from sign_datasets.builder import CleanedBuilder, sign_features
 from sign_datasets.catalog_file import project_entry
 from sign_datasets.formats import json_urls
 from sign_datasets.formats.base64_json import SignExamples
+from sign_datasets.plans import positioned
 
 # Version, release notes, configs and sources: sign_datasets/catalog.toml.
 ENTRY = project_entry("sign_mnist_json")
@@ -48,7 +49,7 @@ class Builder(CleanedBuilder):
         limit = fetcher.max_failed_share(self.builder_config.max_failed_share)
         if self.generates_on_beam:
             with self.open_member(archive, MEMBER) as stream:
-                records = list(json_urls.read(stream, source))
+                records = positioned([json_urls.read(stream, source)])
             return self.beam_examples(json_urls.beam_plan(
                 self.info.full_name, "train", records, cache,
                 check=functools.partial(fetcher.check_failed_share, limit=limit, what=source)))

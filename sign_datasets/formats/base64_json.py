@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import functools
 import json
 from typing import IO, Any, Iterator
 
@@ -302,20 +303,22 @@ def was_resized(record) -> bool:
     return record.resized
 
 
-def screen_entries(entries: list[Base64Entry]) -> list[tuple[int, Base64Entry | Dropped]]:
-    """(entry number, screened entry) of a batch: the Beam workers' step."""
-    rules = entry_rules()
-    return [(entry.number, screen(entry, rules)) for entry in entries]
+def screen_batch(batch: list[tuple[int, Any]], rules: list) -> list[tuple[int, Any]]:
+    """(position, screened record) of a batch: the Beam workers' step."""
+    return [(position, screen(record, rules)) for position, record in batch]
 
 
-def beam_plan(dataset: str, split: str, entries, batch: int = 64):
-    """Entries are read (and the file's structure checked) by the launcher,
-    then decoded on the workers in batches."""
+def beam_plan(dataset: str, split: str, records: list[tuple[int, Any]], rules: list | None = None,
+              to_example=sign_example, batch: int = 64):
+    """Entries are read (and the files' structure checked) by the launcher,
+    then decoded on the workers in batches. `records` are (position, entry),
+    see `plans.positioned`; `rules` default to the sign datasets' own."""
     from sign_datasets.plans import SplitPlan, batched
 
-    return SplitPlan(dataset=dataset, split=split, work=batched(entries, batch),
-                     read=screen_entries, to_example=sign_example,
-                     note=was_resized, note_key=SignExamples.METADATA_KEY)
+    return SplitPlan(dataset=dataset, split=split, work=batched(records, batch),
+                     read=functools.partial(screen_batch, rules=rules or entry_rules()),
+                     to_example=to_example, note=was_resized,
+                     note_key=SignExamples.METADATA_KEY)
 
 
 class SignExamples:

@@ -145,25 +145,39 @@ def _chunked_lines(stream: IO[bytes], source: str, line_no: int, chunk_rows: int
         yield chunk
 
 
-def iter_range_chunks(stream: IO[bytes], source: str, start: int, end: int,
-                      chunk_rows: int = CHUNK_ROWS) -> Iterator[list[tuple[int, bytes]] | Dropped]:
-    """The chunks of the data lines that start at byte `start` up to `end`
-    (exclusive) of the file, numbered as `iter_chunks` numbers them.
-
-    `start` must lie past the header. The bytes before `start` are read (a
-    compressed zip member cannot seek) only to count line ends, so ranges
-    that cover the file give exactly the lines of `iter_chunks`, each once.
-    """
-    newlines, remaining, last = 0, start, b""
+def count_line_ends(stream: IO[bytes], size: int) -> tuple[int, bool]:
+    """Reads `size` bytes: (line ends among them, whether the last one is a line end)."""
+    newlines, remaining, last = 0, size, b"\n"
     while remaining:
         block = stream.read(min(remaining, 1 << 20))
         if not block:
-            return
+            break
         newlines += block.count(b"\n")
         remaining -= len(block)
         last = block[-1:]
+    return newlines, last == b"\n"
+
+
+def iter_range_chunks(stream: IO[bytes], source: str, start: int, end: int,
+                      chunk_rows: int = CHUNK_ROWS,
+                      known: tuple[int, bool] | None = None,
+                      ) -> Iterator[list[tuple[int, bytes]] | Dropped]:
+    """The chunks of the data lines that start at byte `start` up to `end`
+    (exclusive) of the file, numbered as `iter_chunks` numbers them.
+
+    `start` must lie past the header. Without `known` (a compressed zip
+    member cannot seek) the bytes before `start` are read only to count line
+    ends; a seekable file's counts can be given as `known` ((line ends before
+    `start`, whether byte start-1 is one)). Ranges that cover the file give
+    exactly the lines of `iter_chunks`, each once.
+    """
+    if known is None:
+        newlines, at_line_start = count_line_ends(stream, start)
+    else:
+        stream.seek(start)
+        newlines, at_line_start = known
     line_no, skipped = newlines, 0
-    if last != b"\n":
+    if not at_line_start:
         # The line under `start` began in the previous range, which reads it.
         line_no += 1
         while True:
@@ -304,18 +318,48 @@ def to_example(row: CheckedRow, label_map: dict[int, int]) -> tuple[int, dict]:
     return row.line, {"image": row.pixels, "label": label_map[row.label]}
 
 
+def source_keyed_example(row: CheckedRow, label_map: dict[int, int]) -> tuple[str, dict]:
+    """(key, example) of a kept row of a split read from several files:
+    `file:line` is the key."""
+    return f"{row.source}:{row.line}", {"image": row.pixels, "label": label_map[row.label]}
+
+
 def repeat_content(row: CheckedRow) -> bytes:
     """What `no_repeats` compares, as bytes."""
     return row.label.to_bytes(8, "little", signed=True) + row.pixels.tobytes()
 
 
-# --- Beam: the file as byte ranges --------------------------------------------
+# --- Beam: the files as byte ranges --------------------------------------------
 
 BEAM_RANGE_ENV = "SIGN_DATASETS_BEAM_RANGE_BYTES"
-# Each range re-inflates the member up to its start, so ranges are not tiny:
-# a 80 MB CSV gives 10 ranges and about 400 MB inflated in all (about a second).
+# Each range of a zip member re-inflates it up to its start, so ranges are
+# not tiny: a 80 MB CSV gives 10 ranges and about 400 MB inflated in all
+# (about a second). Plain files seek.
 DEFAULT_BEAM_RANGE_BYTES = 8 << 20
 MAX_BEAM_RANGES = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class CsvFile:
+    """One CSV of a split: a plain file, or a member of the zip at `path`."""
+
+    path: str
+    member: str | None
+    source: str  # its name in errors, drops and keys
+
+
+@dataclasses.dataclass(frozen=True)
+class CsvRange:
+    """A Beam work item: the lines starting in [start, end) of the
+    `index`-th file of the split."""
+
+    index: int
+    file: CsvFile
+    start: int
+    end: int
+    # For a plain file: (line ends before start, whether start follows one),
+    # counted once by the launcher so that workers seek instead of reading.
+    known: tuple[int, bool] | None = None
 
 
 def byte_ranges(start: int, size: int, range_bytes: int) -> list[tuple[int, int]]:
@@ -327,44 +371,71 @@ def byte_ranges(start: int, size: int, range_bytes: int) -> list[tuple[int, int]
     return [(at, min(at + step, size)) for at in range(start, size, step)]
 
 
-def read_range(byte_range: tuple[int, int], archive: str, member: str, source: str,
-               rules: list, shape: tuple[int, int, int] = (28, 28, 1),
-               chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[int, CheckedRow | Dropped]]:
-    """(line, screened row) of the lines starting in `byte_range` of a zip member."""
+def open_file(file: CsvFile):
     from sign_datasets.builder import CleanedBuilder
 
-    with CleanedBuilder.open_member(archive, member) as stream:
-        for chunk in iter_range_chunks(stream, source, *byte_range, chunk_rows=chunk_rows):
+    if file.member is not None:
+        return CleanedBuilder.open_member(file.path, file.member)
+    return open(file.path, "rb")
+
+
+def read_range(work: CsvRange, rules: list, shape: tuple[int, int, int] = (28, 28, 1),
+               chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[int, CheckedRow | Dropped]]:
+    """(position, screened row) of the lines starting in a work item's range."""
+    from sign_datasets.plans import source_position
+
+    source = work.file.source
+    with open_file(work.file) as stream:
+        for chunk in iter_range_chunks(stream, source, work.start, work.end,
+                                       chunk_rows=chunk_rows, known=work.known):
             if isinstance(chunk, Dropped):
-                yield int(chunk.where.rsplit(":", 1)[1]), chunk
+                yield source_position(work.index, int(chunk.where.rsplit(":", 1)[1])), chunk
                 continue
             rows = prepare_chunk(chunk, source, rules, shape)
-            yield from zip((line_no for line_no, _ in chunk), rows)
+            yield from zip((source_position(work.index, line_no) for line_no, _ in chunk), rows)
 
 
-def beam_plan(dataset: str, split: str, archive, member: str, source: str, rules: list,
-              label_map: dict[int, int], shape=(28, 28, 1), range_bytes: int | None = None):
-    """The split as byte ranges of the member; the header is checked here,
-    before any worker starts, as the local path checks it first."""
+def file_ranges(index: int, file: CsvFile, num_pixels: int, range_bytes: int) -> list[CsvRange]:
+    """A file's work items; its header is checked here, in the launcher, as
+    the local path checks it before any row."""
     import os
     import zipfile
 
-    from sign_datasets.builder import CleanedBuilder
+    with open_file(file) as stream:
+        data_start = read_header(stream, file.source, num_pixels)
+    if file.member is not None:
+        with zipfile.ZipFile(file.path) as zf:
+            size = zf.getinfo(file.member).file_size
+        return [CsvRange(index, file, *r) for r in byte_ranges(data_start, size, range_bytes)]
+    size = os.path.getsize(file.path)
+    ranges, known, at = [], (0, True), 0
+    with open(file.path, "rb") as stream:
+        for start, end in byte_ranges(data_start, size, range_bytes):
+            newlines, at_line_start = count_line_ends(stream, start - at)
+            known, at = (known[0] + newlines, at_line_start if start > at else known[1]), start
+            ranges.append(CsvRange(index, file, start, end, known))
+    return ranges
+
+
+def beam_plan(dataset: str, split: str, files: Sequence[CsvFile], rules: list, to_example,
+              shape=(28, 28, 1), drop_repeats: bool = True, range_bytes: int | None = None):
+    """The split's files as byte ranges, in order; each file's header is
+    checked before any worker starts."""
+    import os
+
     from sign_datasets.plans import SplitPlan
 
     num_pixels = shape[0] * shape[1] * shape[2]
-    with CleanedBuilder.open_member(archive, member) as stream:
-        data_start = read_header(stream, source, num_pixels)
-    with zipfile.ZipFile(archive) as zf:
-        size = zf.getinfo(member).file_size
     if range_bytes is None:
         range_bytes = int(os.environ.get(BEAM_RANGE_ENV, DEFAULT_BEAM_RANGE_BYTES))
+    work = [item for index, file in enumerate(files)
+            for item in file_ranges(index, file, num_pixels, range_bytes)]
     return SplitPlan(
-        dataset=dataset, split=split, work=byte_ranges(data_start, size, range_bytes),
-        read=functools.partial(read_range, archive=str(archive), member=member, source=source,
-                               rules=rules, shape=tuple(shape)),
-        to_example=functools.partial(to_example, label_map=label_map),
-        duplicate_content=repeat_content, duplicate_reason="duplicate_row")
+        dataset=dataset, split=split, work=work,
+        read=functools.partial(read_range, rules=rules, shape=tuple(shape)),
+        to_example=to_example,
+        duplicate_content=repeat_content if drop_repeats else None,
+        duplicate_reason="duplicate_row")
 
 
 def read(stream: IO[bytes], source: str, rules: list, shape=(28, 28, 1),

@@ -277,26 +277,32 @@ def image_rules() -> list:
 
 # --- Beam: the URL list fetched across workers ------------------------------------
 
-def fetch_batch(records: list[UrlRecord], cache_dir: str, base: str) -> list[tuple[int, UrlRecord | Dropped]]:
-    """(line, screened record) of a batch, fetched through this worker's own
-    session and the shared URL cache, so a rebuild fetches nothing again."""
-    lines = [record.line for record in records]
-    rules = image_rules()
+def fetch_batch(batch: list[tuple[int, UrlRecord]], cache_dir: str, base: str,
+                label_rule: Callable[[UrlRecord], UrlRecord] = check_label,
+                rules: list | None = None) -> list[tuple[int, UrlRecord | Dropped]]:
+    """(position, screened record) of a batch, fetched through this worker's
+    own session and the shared URL cache, so a rebuild fetches nothing again."""
+    positions = [position for position, _ in batch]
+    rules = rules or image_rules()
     with Fetcher(cache_dir, source=base) as fetch:
-        fetched = fetch_records(records, fetch, base)
-        return [(line, record if isinstance(record, Dropped) else screen(record, rules))
-                for line, record in zip(lines, fetched)]
+        fetched = fetch_records((record for _, record in batch), fetch, base, label_rule)
+        return [(position, record if isinstance(record, Dropped) else screen(record, rules))
+                for position, record in zip(positions, fetched)]
 
 
-def beam_plan(dataset: str, split: str, records: Iterable[UrlRecord], cache_dir, check,
-              batch: int = 256):
-    """The file is read (and its structure checked) by the launcher; the URLs
-    are fetched on the workers in batches."""
+def beam_plan(dataset: str, split: str, records: list[tuple[int, UrlRecord]], cache_dir, check,
+              label_rule: Callable[[UrlRecord], UrlRecord] = check_label,
+              rules: list | None = None, to_example=None, batch: int = 256):
+    """The files are read (and their structure checked) by the launcher; the
+    URLs are fetched on the workers in batches. `records` are (position,
+    record), see `plans.positioned`; the label rule, the rules after fetching
+    and the examples default to the sign datasets' own."""
     from sign_datasets.formats.base64_json import SignExamples, sign_example, was_resized
     from sign_datasets.plans import SplitPlan, batched
 
     base = sources.source_base()
     return SplitPlan(dataset=dataset, split=split, work=batched(records, batch),
-                     read=functools.partial(fetch_batch, cache_dir=str(cache_dir), base=base),
-                     to_example=sign_example, note=was_resized,
+                     read=functools.partial(fetch_batch, cache_dir=str(cache_dir), base=base,
+                                            label_rule=label_rule, rules=rules),
+                     to_example=to_example or sign_example, note=was_resized,
                      note_key=SignExamples.METADATA_KEY, check=check)
