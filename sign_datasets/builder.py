@@ -47,8 +47,8 @@ def raw_image_feature(shape) -> tfds.features.Tensor:
                                 doc="uint8 pixels, (height, width, channels)")
 
 
-def sign_features(shape=(28, 28, 1), storage: str = RAW_PIXELS) -> tfds.features.FeaturesDict:
-    """The features every sign-language dataset shares, so one model serves all.
+def image_features(shape, storage: str, classes) -> tfds.features.FeaturesDict:
+    """`image` and `label`: the features of every dataset of the project.
 
     Both storages load as the same uint8 `image` tensor in any process, with
     or without this package (tfds.features.Tensor is TFDS's own feature).
@@ -61,8 +61,13 @@ def sign_features(shape=(28, 28, 1), storage: str = RAW_PIXELS) -> tfds.features
         raise ValueError(f"storage must be {RAW_PIXELS!r} or {ENCODED_IMAGE!r}, got {storage!r}")
     return tfds.features.FeaturesDict({
         "image": image,
-        "label": tfds.features.ClassLabel(names=SIGN_LETTERS),
+        "label": tfds.features.ClassLabel(names=list(classes)),
     })
+
+
+def sign_features(shape=(28, 28, 1), storage: str = RAW_PIXELS) -> tfds.features.FeaturesDict:
+    """The features every sign-language dataset shares, so one model serves all."""
+    return image_features(shape, storage, SIGN_LETTERS)
 
 
 SHUFFLE_MEMORY_ENV = "SIGN_DATASETS_SHUFFLE_MEMORY_MB"

@@ -25,12 +25,13 @@ from conftest import quiet_env
 TFDS_CLI = str(Path(sys.executable).parent / "tfds")
 SIGN_CLI = str(Path(sys.executable).parent / "sign-datasets")
 NAME = "sign_mnist_csv"
+ENCODED = "tumor_classification/124x124"
 
 
 @pytest.fixture(scope="module")
 def data_dirs(replica_server, tmp_path_factory):
     """sign_mnist_csv built once as TFRecord and once as ArrayRecord, and
-    sign_language_img (encoded JPEGs), all through the served replica."""
+    tumor_classification/124x124 (encoded images), all through the served replica."""
     dirs = {"tfrecord": tmp_path_factory.mktemp("tfrecord"),
             "array_record": tmp_path_factory.mktemp("array_record")}
     with pytest.MonkeyPatch.context() as patch:
@@ -38,7 +39,7 @@ def data_dirs(replica_server, tmp_path_factory):
         for file_format, data_dir in dirs.items():
             tfds.builder(NAME, data_dir=str(data_dir),
                          file_format=file_format).download_and_prepare()
-        tfds.builder("sign_language_img", data_dir=str(dirs["tfrecord"])).download_and_prepare()
+        tfds.builder(ENCODED, data_dir=str(dirs["tfrecord"])).download_and_prepare()
     return dirs
 
 
@@ -188,8 +189,8 @@ def test_preprocess_runs_per_example_before_batching(builder):
 
 
 def test_encoded_images_decode_as_tfds_decodes_them(data_dirs):
-    """sign_language_img keeps its JPEGs; the pipeline decodes them in batches."""
-    jpegs = tfds.builder("sign_language_img", data_dir=str(data_dirs["tfrecord"]))
+    """tumor_classification stores PNGs; the pipeline decodes them in batches."""
+    jpegs = tfds.builder(ENCODED, data_dir=str(data_dirs["tfrecord"]))
     assert isinstance(jpegs.info.features["image"], tfds.features.Image)
     for cache in (False, True):
         dataset = sign_datasets.pipeline(jpegs, "test", batch_size=32, shuffle=False, cache=cache)

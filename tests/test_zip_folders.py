@@ -197,19 +197,31 @@ def test_native_configs_keep_each_image_size_and_mode(replica_builds, replica_di
     assert len({image.shape for _, image in malaria}) > 1
 
 
-def test_sign_images_are_the_original_pixels(replica_builds, replica_dir):
-    """Grayscale 28x28 JPEGs are stored byte for byte, so they decode exactly
-    as TensorFlow (and keras) decodes the originals."""
-    expected = Counter()
+def test_sign_images_are_the_originals_decoded_once(replica_builds, replica_dir):
+    """sign_language_img stores raw pixels (2.0.0): exactly Pillow's decode of
+    each original JPEG, as a (28, 28, 1) uint8 tensor, which is TensorFlow's
+    decode with the accurate IDCT, and within a few levels of its default
+    (fast IDCT) decode that keras uses."""
+    expected, by_tensorflow = Counter(), {}
     with zipfile.ZipFile(replica_dir / SIGN_ZIP) as zf:
         for name in zf.namelist():
             if name.startswith("Test/") and name.endswith(".jpg"):
-                letter = name.split("/")[1]
-                pixels = tf.io.decode_jpeg(zf.read(name), channels=1).numpy()
-                expected[(SIGN_LETTERS.index(letter), pixels.tobytes())] += 1
-    got = Counter((label, image.tobytes()) for label, image in
-                  examples(replica_builds["sign_language_img"], "test"))
-    assert got == expected
+                label = SIGN_LETTERS.index(name.split("/")[1])
+                data = zf.read(name)
+                pixels = np.asarray(Image.open(io.BytesIO(data)).convert("L"))[..., None]
+                expected[(label, pixels.tobytes())] += 1
+                accurate = tf.io.decode_jpeg(data, channels=1, dct_method="INTEGER_ACCURATE")
+                assert accurate.numpy().tobytes() == pixels.tobytes(), name
+                by_tensorflow[(label, pixels.tobytes())] = tf.io.decode_jpeg(data, channels=1)
+    builder = replica_builds["sign_language_img"]
+    assert isinstance(builder.info.features["image"], tfds.features.Tensor)
+    got = examples(builder, "test")
+    assert all(image.shape == (28, 28, 1) and image.dtype == np.uint8 for _, image in got)
+    assert Counter((label, image.tobytes()) for label, image in got) == expected
+    gaps = [np.abs(tensorflow.numpy().astype(int) - np.frombuffer(stored, np.uint8).reshape(28, 28, 1))
+            for (_, stored), tensorflow in by_tensorflow.items()]
+    assert max(int(gap.max()) for gap in gaps) <= 3
+    assert np.mean([gap.mean() for gap in gaps]) < 1.0
 
 
 def test_parallel_build_is_byte_identical_to_a_one_worker_cli_build(replica_builds,

@@ -39,7 +39,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from sign_datasets import images
-from sign_datasets.builder import CleanedBuilder
+from sign_datasets.builder import ENCODED_IMAGE, RAW_PIXELS, CleanedBuilder, image_features
 from sign_datasets.cleaning import Dropped, DuplicateFilter, SourceError, screen
 from sign_datasets.parallel import ordered_map
 from sign_datasets.plans import LeakageShare, SplitPlan
@@ -107,6 +107,9 @@ class DecodeSpec:
     mode: str                              # "L" or "RGB"
     size: tuple[int, int] | None = None    # (height, width); None keeps the native size
     max_pixels: int = images.MAX_IMAGE_PIXELS
+    # Store the decoded uint8 pixels themselves (a raw tensor feature), not
+    # image bytes: small images then read without a decode per example.
+    raw: bool = False
 
 
 @dataclasses.dataclass
@@ -524,9 +527,13 @@ def fit_size(image: FolderImage, spec: DecodeSpec) -> FolderImage:
 def encode_member(image: FolderImage, spec: DecodeSpec) -> FolderImage:
     """Rule: the bytes the dataset stores; drops the bulky intermediates,
     which would otherwise travel back from the worker."""
-    keep = image.keep_original and _original_is_faithful(image.data, spec.mode, image.pixels)
-    image.keep_original = keep
-    image.encoded = image.data if keep else images.encode_png(image.pixels)
+    if spec.raw:
+        image.encoded = np.ascontiguousarray(image.pixels)
+        image.keep_original = False
+    else:
+        keep = image.keep_original and _original_is_faithful(image.data, spec.mode, image.pixels)
+        image.keep_original = keep
+        image.encoded = image.data if keep else images.encode_png(image.pixels)
     image.data = None
     image.pixels = None
     return image
@@ -690,6 +697,9 @@ class ImageFolderBuilder(CleanedBuilder, skip_registration=True):
     CLASS_NAMES: tuple[str, ...] = ()
     MODE: str = "RGB"
     ARCHIVE_LIMITS = ArchiveLimits()
+    # ENCODED_IMAGE keeps (or PNG-encodes) image bytes; RAW_PIXELS stores
+    # the decoded pixels, for configs of one fixed, small size.
+    STORAGE: str = ENCODED_IMAGE
 
     def image_shape(self) -> tuple[int | None, int | None, int]:
         height, width = self.builder_config.size or (None, None)
@@ -697,13 +707,11 @@ class ImageFolderBuilder(CleanedBuilder, skip_registration=True):
 
     def decode_spec(self) -> DecodeSpec:
         size = self.builder_config.size
-        return DecodeSpec(mode=self.MODE, size=tuple(size) if size else None)
+        return DecodeSpec(mode=self.MODE, size=tuple(size) if size else None,
+                          raw=self.STORAGE == RAW_PIXELS)
 
     def _features(self):
-        return tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=self.image_shape()),
-            "label": tfds.features.ClassLabel(names=self.CLASS_NAMES),
-        })
+        return image_features(self.image_shape(), self.STORAGE, self.CLASS_NAMES)
 
     def _split_generators(self, dl_manager):
         path = self.download_object(dl_manager, self.ARCHIVE)
