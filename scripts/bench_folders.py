@@ -2,7 +2,7 @@
 
 1. Build speed, examples/s, with 1 worker against every core
    (SIGN_DATASETS_WORKERS), on malaria_cells/124x124 (decode, resize and
-   PNG-encode every crop) and sign_language_img (tiny JPEGs kept as they are).
+   PNG-encode every crop) and sign_language_img (tiny JPEGs decoded to raw pixels).
 2. One epoch over the prepared sign_language_img train split against
    tf.keras.utils.image_dataset_from_directory over the same images extracted
    to disk, as the course loads them.
@@ -195,9 +195,10 @@ def format_section(command: str, cores: int, headroom: tuple[float, float], pres
         "",
         "Reading, decoding, resizing and PNG encoding run in the worker processes; the main",
         "process runs TFDS's serializer and writer and the duplicate and leakage checks (its",
-        "share of the CPU time of the multi-worker build is in the table). sign_language_img keeps",
-        "its 28x28 JPEGs byte for byte, so a worker's work per image is small (decode to check",
-        "and hash) and the pool's fixed costs (forking, passing chunks) weigh more.",
+        "share of the CPU time of the multi-worker build is in the table). sign_language_img's",
+        "workers only decode and hash each 28x28 JPEG and hand back its 784 pixels, so a",
+        "worker's work per image is small and the pool's fixed costs (forking, passing chunks)",
+        "and the main process's writing weigh more.",
         "",
         "Goal (>= 1.6x): " + "; ".join(
             f"{b['name']} {b['speedup']:.2f}x, {'met' if b['speedup'] >= 1.6 else 'not met'}"
@@ -234,7 +235,7 @@ def format_section(command: str, cores: int, headroom: tuple[float, float], pres
     uncached = epoch["later"]["folders"] / epoch["later"]["prepared"]
     lines += [
         f"Goal (prepared >= 3x faster per epoch): through `sign_datasets.pipeline()`, which "
-        f"parses a batch of records at once and decodes its JPEGs in one parallel call, "
+        f"parses a batch of records at once and decodes their raw pixels in one op, "
         f"{tuned:.1f}x without any cache ({'met' if tuned >= 3 else 'not met'}); with "
         f"tfds.load's defaults {cached:.1f}x from the second epoch on; tfds.load without its "
         f"in-memory cache, one example at a time, {uncached:.1f}x.",
