@@ -123,7 +123,10 @@ class FolderImage:
     # Store the original bytes rather than a PNG (see _original_is_faithful).
     keep_original: bool = False
     digest: bytes = b""
+    # What the dataset stores: image bytes, or with `raw_shape` the pixels'
+    # bytes (sent back from a worker as bytes: a tenth of an array's pickle cost).
     encoded: bytes = b""
+    raw_shape: tuple[int, ...] | None = None
 
     @property
     def where(self) -> str:
@@ -528,7 +531,8 @@ def encode_member(image: FolderImage, spec: DecodeSpec) -> FolderImage:
     """Rule: the bytes the dataset stores; drops the bulky intermediates,
     which would otherwise travel back from the worker."""
     if spec.raw:
-        image.encoded = np.ascontiguousarray(image.pixels)
+        image.encoded = image.pixels.tobytes()
+        image.raw_shape = image.pixels.shape
         image.keep_original = False
     else:
         keep = image.keep_original and _original_is_faithful(image.data, spec.mode, image.pixels)
@@ -604,7 +608,10 @@ def read_positioned(batch: tuple[int, list[MemberRef | Dropped]], archive_path: 
 
 
 def folder_example(image: FolderImage) -> tuple[str, dict]:
-    return image.key, {"image": image.encoded, "label": image.label}
+    stored = image.encoded
+    if image.raw_shape is not None:
+        stored = np.frombuffer(stored, np.uint8).reshape(image.raw_shape)
+    return image.key, {"image": stored, "label": image.label}
 
 
 def image_digest(image: FolderImage) -> bytes:
