@@ -47,9 +47,13 @@ def _object_path(raw: str) -> str:
 class _Handler(BaseHTTPRequestHandler):
     server: "_Server"
     protocol_version = "HTTP/1.1"
-    # Headers and body go out in two sends; without TCP_NODELAY a kept-alive
-    # client waits for the delayed ACK (~40 ms) before every body but the first.
+    # Without TCP_NODELAY a kept-alive client can wait for the delayed ACK
+    # (~40 ms) between two sends of one answer.
     disable_nagle_algorithm = True
+    # Buffered: an answer's headers and a small body leave in one send when
+    # the request is done (the bytes on the wire are the same). Fewer system
+    # calls on both sides is what a server of many small files gains most from.
+    wbufsize = _CHUNK
     # Idle keep-alive connections must not pin threads forever.
     timeout = 10
 
