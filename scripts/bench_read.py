@@ -385,13 +385,13 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=7, help="epochs of each pipeline")
     parser.add_argument("--reads", type=int, default=4000, help="random reads of ArrayRecord")
     parser.add_argument("--quick", action="store_true",
-                        help="scale 0.3, 2 rounds, 1,000 reads (a smoke test, not figures)")
+                        help="scale 0.2, 2 rounds, 1,000 reads (a smoke test, not figures)")
     parser.add_argument("--work", type=Path, help="work folder, kept (default: a temporary one)")
     parser.add_argument("--no-write", action="store_true",
                         help="print only; leave docs/BENCHMARKS.md and the chart alone")
     args = parser.parse_args(argv)
     if args.quick:
-        args.scale, args.rounds, args.reads = 0.3, 2, 1000
+        args.scale, args.rounds, args.reads = 0.2, 2, 1000
 
     from absl import logging as absl_logging
 
