@@ -56,10 +56,15 @@ class CatalogDataset:
             target = sources.download_target(sources.object_url(source.target))
         else:
             target = source.target
-        if source.kind == "path" and not Path(target).exists():
-            raise FileNotFoundError(f"{entry.file}: entry {entry.name!r}: field "
-                                    f"'{source.field}.location': {target} does not exist")
-        path = Path(os.fspath(dl_manager.download(target)))
+        if source.kind == "path":
+            if not Path(target).exists():
+                raise FileNotFoundError(f"{entry.file}: entry {entry.name!r}: field "
+                                        f"'{source.field}.location': {target} does not exist")
+            # Read where it is: TFDS's download cache keys a copy by the
+            # path, so a file the team edits in place would be read stale.
+            path = Path(target)
+        else:
+            path = Path(os.fspath(dl_manager.download(target)))
         if source.sha256:
             found = sha256_of(path)
             if found != source.sha256:

@@ -249,6 +249,36 @@ def test_a_wrong_sha256_stops_the_build_naming_entry_and_field(team, tmp_path):
     assert "sources[0].sha256" in message and "0" * 64 in message
 
 
+def test_a_local_source_edited_in_place_is_read_anew(tmp_path):
+    """A local file is read where it is, not from a copy in the download
+    cache keyed by its path: after the team edits it, the next build (same
+    download dir) holds the new rows."""
+    import tensorflow_datasets as tfds
+
+    from sign_datasets import catalog_file
+
+    rows = [shape_row(SHAPE_FILE_LABELS[i % 3], 700 + i) for i in range(3)]
+    (tmp_path / "rows.csv").write_text(csv_text(rows))
+    catalog = tmp_path / "edited.toml"
+    catalog.write_text(entry_text(name="team_edited_in_place", location="rows.csv")
+                       .replace('["circle", "square"]', '["circle", "square", "triangle"]')
+                       + 'csv_labels = [3, 5, 7]\n')
+    catalog_file.register_file(catalog)
+    downloads = tmp_path / "downloads"
+
+    def build(data_dir) -> list[bytes]:
+        builder = tfds.builder("team_edited_in_place", data_dir=str(data_dir))
+        builder.download_and_prepare(download_dir=str(downloads))
+        return sorted(e["image"].tobytes() for e in tfds.as_numpy(builder.as_dataset(split="train")))
+
+    first = build(tmp_path / "first")
+    rows.append(shape_row(SHAPE_FILE_LABELS[0], 800))
+    (tmp_path / "rows.csv").write_text(csv_text(rows))
+    second = build(tmp_path / "second")
+    assert len(first) == 3 and len(second) == 4
+    assert set(first) < set(second)
+
+
 # --- invalid catalogs -----------------------------------------------------------------
 
 GOOD_ENTRY = """\
