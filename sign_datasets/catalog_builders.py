@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 from pathlib import Path
 from typing import Iterator
@@ -18,7 +19,7 @@ from typing import Iterator
 import numpy as np
 import tensorflow_datasets as tfds
 
-from sign_datasets import fetcher, images, sources
+from sign_datasets import fetcher, sources
 from sign_datasets.builder import CleanedBuilder, raw_image_feature
 from sign_datasets.catalog_file import Entry, Source, sha256_of
 from sign_datasets.cleaning import Dropped, SourceError
@@ -88,20 +89,22 @@ class CatalogDataset:
             with open(path, "rb") as stream:
                 yield stream
 
-    def read_sources(self, fetched: list[tuple[Source, Path]], reader) -> Iterator:
-        """Records of a split's sources in catalog order: reader(stream, source label)."""
+    def source_records(self, fetched: list[tuple[Source, Path]], reader) -> Iterator[Iterator]:
+        """Per source of a split, in catalog order, its records:
+        reader(stream, source label). Each is read to its end before the next
+        source is opened."""
         for source, path in fetched:
             with self.open_source(path, source) as stream:
-                yield from reader(stream, source.label)
+                yield reader(stream, source.label)
+
+    def read_sources(self, fetched: list[tuple[Source, Path]], reader) -> Iterator:
+        """The records of a split's sources, one source after the other."""
+        return itertools.chain.from_iterable(self.source_records(fetched, reader))
 
     def positioned_records(self, fetched: list[tuple[Source, Path]], reader) -> list:
         """(position, record) of every record of a split's sources, read in
         the launcher: a Beam plan's input (see `plans.positioned`)."""
-        out = []
-        for index, (source, path) in enumerate(fetched):
-            with self.open_source(path, source) as stream:
-                out.extend(positioned([reader(stream, source.label)], first_source=index))
-        return out
+        return positioned(self.source_records(fetched, reader))
 
     def split_sources(self, dl_manager) -> dict[str, list[tuple[Source, Path]]]:
         """{split: [(source, downloaded path)]} for this config, in catalog order."""
@@ -174,18 +177,6 @@ def known_label(record, classes: tuple[str, ...]):
                   f"{str(label)[:40]!r} is not one of the {len(classes)} classes")
 
 
-def to_pixels(record, shape: tuple[int, int, int], mode: str):
-    """Rule: image bytes -> (H, W, C) pixels in the dataset's mode; another
-    size is resized (and counted) rather than dropped."""
-    pixels = images.decode_image(record.data, mode, record.where)
-    if pixels.shape[:2] != tuple(shape[:2]):
-        pixels = images.resize(pixels, shape[0], shape[1])
-        record.resized = True
-    record.pixels = pixels
-    record.data = None
-    return record
-
-
 def source_keyed_example(record) -> tuple[str, dict]:
     """(key, example) of a kept record, keyed by its file too: a split may
     read several files."""
@@ -255,7 +246,7 @@ class JsonUrlsDataset(RecordsDataset, skip_registration=True):
         limit = fetcher.max_failed_share(configured)
         label_rule = functools.partial(known_label, classes=entry.classes)
         rules = [json_urls.fetched_bytes,
-                 functools.partial(to_pixels, shape=entry.shape, mode=entry.mode)]
+                 functools.partial(base64_json.to_pixels, shape=entry.shape, mode=entry.mode)]
         cache = fetcher.download_cache_dir(dl_manager.download_dir)
         what = f"{entry.name} ({split})"
         if self.generates_on_beam:
@@ -282,7 +273,7 @@ class Base64JsonDataset(RecordsDataset, skip_registration=True):
         entry = self.ENTRY
         rules = [functools.partial(known_label, classes=entry.classes),
                  base64_json.decode_payload,
-                 functools.partial(to_pixels, shape=entry.shape, mode=entry.mode)]
+                 functools.partial(base64_json.to_pixels, shape=entry.shape, mode=entry.mode)]
         if self.generates_on_beam:
             return self.beam_examples(base64_json.beam_plan(
                 self.info.full_name, split, self.positioned_records(fetched, base64_json.read),

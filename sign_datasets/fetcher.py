@@ -31,7 +31,6 @@ import dataclasses
 import functools
 import hashlib
 import ipaddress
-import itertools
 import os
 import re
 import secrets
@@ -404,8 +403,6 @@ class Fetcher:
                                         read=self.settings.read_timeout)
         self._headers = dict(self._session.headers)
         self._made_folders: set[str] = set()
-        self._partial_prefix = f"{os.getpid()}-{secrets.token_hex(4)}-"
-        self._partial_numbers = itertools.count()
 
     def _new_session(self) -> requests.Session:
         s = self.settings
@@ -543,8 +540,7 @@ class Fetcher:
         # A unique temporary name in the same folder: concurrent builds
         # sharing a download dir never write into each other's file, and the
         # rename below is atomic, so the cache never holds a partial body.
-        # (A per-fetcher token and a counter: no random bytes drawn per URL.)
-        partial = f"{cached}.{self._partial_prefix}{next(self._partial_numbers)}.part"
+        partial = f"{cached}.{secrets.token_hex(6)}.part"
         descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         chunks: list[bytes] | None = []
         stored = False

@@ -86,9 +86,8 @@ def source_position(source_index: int, position: int) -> int:
     return (source_index << SOURCE_SHIFT) | position
 
 
-def positioned(sources: Iterable[Iterable[Any]], first_source: int = 0) -> list[PositionedRecord]:
-    """(position, record) of every record of a split's sources in order (the
-    first being the split's `first_source`-th); a record's own position is
-    its `key` (line or entry number)."""
+def positioned(sources: Iterable[Iterable[Any]]) -> list[PositionedRecord]:
+    """(position, record) of every record of a split's sources in order; a
+    record's own position is its `key` (line or entry number)."""
     return [(source_position(index, record.key), record)
-            for index, records in enumerate(sources, first_source) for record in records]
+            for index, records in enumerate(sources) for record in records]

@@ -273,20 +273,25 @@ def decode_payload(entry):
     return entry
 
 
-def to_sign_pixels(record, shape: tuple[int, int, int] = SIGN_SHAPE):
-    """Rule: `record.data` (image bytes) -> `record.pixels`, grayscale `shape`.
+def to_pixels(record, shape: tuple[int, int, int], mode: str):
+    """Rule: `record.data` (image bytes) -> `record.pixels`, (H, W, C) in `mode`.
 
     Another size is resized rather than dropped; `record.resized` tells, so
     the kept resized records can be counted. Meant as the last rule, so that
     a resized record is never dropped afterwards.
     """
-    pixels = images.decode_image(record.data, "L", record.where)
-    if pixels.shape[:2] != shape[:2]:
+    pixels = images.decode_image(record.data, mode, record.where)
+    if pixels.shape[:2] != tuple(shape[:2]):
         pixels = images.resize(pixels, shape[0], shape[1])
         record.resized = True
     record.pixels = pixels
     record.data = None
     return record
+
+
+def to_sign_pixels(record, shape: tuple[int, int, int] = SIGN_SHAPE):
+    """Rule: image bytes -> the sign datasets' grayscale pixels (`to_pixels`)."""
+    return to_pixels(record, shape, "L")
 
 
 def entry_rules() -> list:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
-from typing import IO, Iterable, Iterator, Sequence
+from typing import IO, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -401,19 +401,23 @@ def file_ranges(index: int, file: CsvFile, num_pixels: int, range_bytes: int) ->
     import os
     import zipfile
 
-    with open_file(file) as stream:
-        data_start = read_header(stream, file.source, num_pixels)
     if file.member is not None:
+        with open_file(file) as stream:
+            data_start = read_header(stream, file.source, num_pixels)
         with zipfile.ZipFile(file.path) as zf:
             size = zf.getinfo(file.member).file_size
         return [CsvRange(index, file, *r) for r in byte_ranges(data_start, size, range_bytes)]
     size = os.path.getsize(file.path)
-    ranges, known, at = [], (0, True), 0
+    ranges = []
     with open(file.path, "rb") as stream:
+        data_start = read_header(stream, file.source, num_pixels)
+        # From the header's line end on, counted range start by range start.
+        lines, at_line_start, at = 1, True, data_start
         for start, end in byte_ranges(data_start, size, range_bytes):
-            newlines, at_line_start = count_line_ends(stream, start - at)
-            known, at = (known[0] + newlines, at_line_start if start > at else known[1]), start
-            ranges.append(CsvRange(index, file, start, end, known))
+            if start > at:
+                newlines, at_line_start = count_line_ends(stream, start - at)
+                lines, at = lines + newlines, start
+            ranges.append(CsvRange(index, file, start, end, (lines, at_line_start)))
     return ranges
 
 

@@ -571,7 +571,6 @@ def encode_member(image: FolderImage, spec: DecodeSpec) -> FolderImage:
     if spec.raw:
         image.encoded = image.pixels.tobytes()
         image.raw_shape = image.pixels.shape
-        image.keep_original = False
     else:
         keep = image.keep_original and _original_is_faithful(image.data, spec.mode, image.pixels)
         image.keep_original = keep
