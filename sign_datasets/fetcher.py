@@ -19,8 +19,10 @@ comes back as a `FetchResult` with a named reason, never as an exception, so
 a builder can count it as a drop. Results come back in input order whatever
 the thread timing, which keeps builds deterministic.
 
-Bodies are written to a cache under the download dir (tmp file + rename), so
-a rebuild fetches nothing and an interrupted build resumes where it stopped.
+Bodies are kept in a cache under the download dir (`url_cache`: small ones
+in pack files, large ones in a file each, written as a temporary file and
+renamed), so a rebuild fetches nothing and an interrupted build resumes
+where it stopped.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 from urllib3.util.retry import Retry
 
-from sign_datasets import sources
+from sign_datasets import sources, url_cache
 from sign_datasets.cleaning import SourceError
 
 T = TypeVar("T")
@@ -80,8 +82,9 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CACHE_FOLDER = "sign_datasets_fetch"
 _STREAM_CHUNK = 64 * 1024
-# Bodies up to this size also travel in memory with their result; the window
-# of results in flight times this bounds what that costs.
+# Bodies up to this size are held in memory, kept in a pack of the URL cache
+# and travel with their result; the window of results in flight times this
+# bounds what that costs. Larger ones stream to a file of their own.
 _KEEP_IN_MEMORY = 256 * 1024
 _UNSAFE_URL_CHARACTER = re.compile(r"[\x00-\x20\x7f]")
 
@@ -403,6 +406,7 @@ class Fetcher:
                                         read=self.settings.read_timeout)
         self._headers = dict(self._session.headers)
         self._made_folders: set[str] = set()
+        self._cache = url_cache.open_cache(self.cache_dir)
 
     def _new_session(self) -> requests.Session:
         s = self.settings
@@ -442,6 +446,7 @@ class Fetcher:
     # --- one URL -----------------------------------------------------------
 
     def cache_path(self, url: str) -> Path:
+        """The file of a body too large for the packs."""
         digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
         # 16 folders: a million URLs make 62,500 files each, which ext4 and
         # friends index well, while a small fetch does not pay a mkdir (about
@@ -460,6 +465,9 @@ class Fetcher:
             return FetchResult(url, reason=REFUSED, detail=str(refused))
         if local is not None:
             return self._local(url, local)
+        body = self._cache.get(url)
+        if body is not None:
+            return FetchResult(url, data=body, from_cache=True)
         cached = self.cache_path(url)
         if cached.is_file():
             return FetchResult(url, cached, from_cache=True)
@@ -533,42 +541,52 @@ class Fetcher:
             # Refused before reading a byte of the body.
             return FetchResult(url, reason=TOO_LARGE,
                                detail=f"Content-Length {declared}, over the {cap}-byte cap")
+        chunks: list[bytes] = []
+        size = 0
+        descriptor, partial, stored = None, "", False
+        try:
+            for chunk in response.stream(_STREAM_CHUNK, decode_content=False):
+                size += len(chunk)
+                if size > cap:
+                    return FetchResult(url, reason=TOO_LARGE, detail=f"body over the {cap}-byte cap")
+                if time.monotonic() > deadline:
+                    return FetchResult(url, reason=TIMEOUT,
+                                       detail=f"body not complete in {self.settings.total_timeout} s")
+                if descriptor is None and size <= _KEEP_IN_MEMORY:
+                    chunks.append(chunk)
+                    continue
+                if descriptor is None:
+                    descriptor, partial = self._open_partial(cached)
+                    for held in chunks:
+                        os.write(descriptor, held)
+                    chunks = []
+                os.write(descriptor, chunk)
+            if descriptor is None:
+                body = b"".join(chunks)
+                self._cache.put(url, body)
+                return FetchResult(url, data=body)
+            os.close(descriptor)
+            descriptor = None
+            os.replace(partial, cached)
+            stored = True
+            return FetchResult(url, cached)
+        finally:
+            if descriptor is not None:
+                os.close(descriptor)
+            if partial and not stored:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(partial)
+
+    def _open_partial(self, cached: Path) -> tuple[int, str]:
         folder = str(cached.parent)
         if folder not in self._made_folders:
             cached.parent.mkdir(parents=True, exist_ok=True)
             self._made_folders.add(folder)
         # A unique temporary name in the same folder: concurrent builds
         # sharing a download dir never write into each other's file, and the
-        # rename below is atomic, so the cache never holds a partial body.
+        # rename is atomic, so the cache never holds a partial body.
         partial = f"{cached}.{secrets.token_hex(6)}.part"
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        chunks: list[bytes] | None = []
-        stored = False
-        try:
-            size = 0
-            try:
-                for chunk in response.stream(_STREAM_CHUNK, decode_content=False):
-                    size += len(chunk)
-                    if size > cap:
-                        return FetchResult(url, reason=TOO_LARGE,
-                                           detail=f"body over the {cap}-byte cap")
-                    if time.monotonic() > deadline:
-                        return FetchResult(url, reason=TIMEOUT,
-                                           detail=f"body not complete in {self.settings.total_timeout} s")
-                    os.write(descriptor, chunk)
-                    if chunks is not None and size <= _KEEP_IN_MEMORY:
-                        chunks.append(chunk)
-                    else:
-                        chunks = None
-            finally:
-                os.close(descriptor)
-            os.replace(partial, cached)
-            stored = True
-        finally:
-            if not stored:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(partial)
-        return FetchResult(url, cached, data=b"".join(chunks) if chunks is not None else None)
+        return os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), partial
 
     # --- many URLs ---------------------------------------------------------
 

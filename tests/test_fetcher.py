@@ -8,7 +8,6 @@ also a real one, because the replica server does not produce them.
 
 from __future__ import annotations
 
-import hashlib
 import socket
 import threading
 import time
@@ -37,6 +36,7 @@ from sign_datasets.fetcher import (
     TooManyFailures,
 )
 from sign_datasets.replica import ReplicaServer, json_entries
+from sign_datasets.url_cache import UrlCache
 
 # Short timeouts and tiny backoff keep the failure paths fast.
 FAST = dict(workers=4, connect_timeout=0.5, read_timeout=0.5, retries=2, backoff_factor=0.01,
@@ -373,10 +373,26 @@ def test_second_run_fetches_nothing(server, image_paths, tmp_path):
     assert server.request_count == served == len(urls)
     assert all(r.from_cache for r in second) and not any(r.from_cache for r in first)
     assert [r.read_bytes() for r in second] == [r.read_bytes() for r in first]
-    # Keyed by the sha256 of the URL; no temporary file is left behind.
-    files = sorted(p for p in (tmp_path / "cache").rglob("*") if p.is_file())
-    assert sorted(p.name for p in files) == sorted(
-        hashlib.sha256(u.encode()).hexdigest() for u in urls)
+    # Small bodies share one pack; what a new process would read from it is
+    # what was served, and no temporary file is left behind.
+    files = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert [p.parent.name for p in files] == ["packs"]
+    on_disk = UrlCache(tmp_path / "cache")
+    assert len(on_disk) == len(urls)
+    assert [on_disk.get(u) for u in urls] == [r.read_bytes() for r in first]
+
+
+def test_a_body_too_large_for_memory_gets_a_file_of_its_own(server, image_paths, tmp_path):
+    url = server.url(image_paths[0])
+    server.set_fault(image_paths[0], body_size=300_000)
+    with make_fetcher(tmp_path, server.base_url) as fetcher:
+        first = fetcher.fetch(url)
+        assert fetcher.cache_path(url).read_bytes() == bytes(300_000)
+    with make_fetcher(tmp_path, server.base_url) as fetcher:
+        second = fetcher.fetch(url)
+    assert first.ok and second.from_cache and second.read_bytes() == bytes(300_000)
+    assert server.count_for(image_paths[0]) == 1
+    assert len(UrlCache(tmp_path / "cache")) == 0
 
 
 def test_a_partial_file_from_an_interrupted_run_is_never_used(server, replica_dir, image_paths, tmp_path):
