@@ -9,6 +9,7 @@ import http.client
 import io
 import json
 import re
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -539,3 +540,44 @@ def test_server_handles_bursts_of_parallel_connections(served_dir):
         assert statuses == [200] * 64 and server.count_for("labels.json") == 64
         # Two waves of 0.1 s; a dropped connect would cost a 1 s SYN retry.
         assert elapsed < 0.9
+
+
+def _exchange(server: ReplicaServer, raw: bytes) -> tuple[bytes, bool]:
+    """(everything the server answered, whether it then closed the connection)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(raw)
+        sock.settimeout(0.5)
+        answer, closed = b"", False
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+            closed = True
+        except socket.timeout:
+            pass
+    return answer, closed
+
+
+def test_request_parsing_and_connection_handling(served_dir):
+    with ReplicaServer(served_dir) as server:
+        answer, closed = _exchange(server, b"GET /labels.json HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"[1, 2]") and not closed
+        # Two requests on one connection, header names in any case.
+        answer, closed = _exchange(server, b"GET /labels.json HTTP/1.1\r\nhOsT: x\r\n\r\n"
+                                           b"GET /labels.json HTTP/1.1\r\nCONNECTION: Close\r\n\r\n")
+        assert answer.count(b"HTTP/1.1 200") == 2 and closed
+        answer, closed = _exchange(server, b"GET /labels.json HTTP/1.0\r\n\r\n")
+        assert b" 200 " in answer.split(b"\r\n")[0] and closed
+        answer, closed = _exchange(server, b"HEAD /labels.json HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        assert b"Content-Length: 6" in answer and not answer.endswith(b"[1, 2]") and not closed
+        for bad in (b"GET /labels.json\r\n\r\n", b"GET /labels.json HTTP/2.0\r\n\r\n",
+                    b"\x16\x03\x01 not http at all\r\n\r\n"):
+            answer, closed = _exchange(server, bad)
+            assert answer.split(b"\r\n")[0].split(b" ")[1] == b"400" and closed, bad
+        many = b"GET /labels.json HTTP/1.1\r\n" + b"X-A: 1\r\n" * 101 + b"\r\n"
+        answer, closed = _exchange(server, many)
+        assert b" 431 " in answer.split(b"\r\n")[0] and closed
+        long_line = b"GET /labels.json HTTP/1.1\r\nX-A: " + b"a" * 70_000 + b"\r\n\r\n"
+        answer, closed = _exchange(server, long_line)
+        assert b" 431 " in answer.split(b"\r\n")[0] and closed
+        # Bad requests are not counted as requests for objects.
+        assert [path for _, path, _ in server.requests] == ["labels.json"] * 5
