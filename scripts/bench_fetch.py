@@ -168,6 +168,19 @@ def write_doc(rows: list[dict], facts: dict, command: str) -> None:
         f"{facts['cpu_floor'] / 2:.2f} s of wall time with both cores free, against the "
         f"{facts['course'] / 25:.2f} s that a 25x ratio allows, and the cores were shared with "
         f"other jobs. {verdict}", 78)
+    storage = textwrap.fill(
+        "For the same reason the cache appends small bodies to a pack file "
+        "(`sign_datasets/url_cache.py`) instead of writing a file per URL: on the disk of this "
+        f"run, creating, writing and renaming one small file took {facts['file_create_ms']:.2f} ms "
+        f"of CPU (kernel time; measured in this run on {facts['file_create_files']} files, and "
+        "0.03 to 1 ms on this machine's disks across the session), appending a record to a pack "
+        f"{facts['pack_append_ms']:.3f} ms.", 78)
+    threads = textwrap.fill(
+        "With 16 threads (the default) the fetcher is bound by latency, not CPU: "
+        f"{facts['urls']} requests of {facts['latency_ms']:.0f} ms on 16 connections take at "
+        f"least {facts['urls'] * facts['latency_ms'] / 1000 / 16:.2f} s, so 16 threads cannot "
+        "reach 25x; the goal is measured with more threads (`SIGN_DATASETS_FETCH_WORKERS=32`), "
+        "which the builder's README recommends for many small files.", 78)
     from sign_datasets import bench
     bench.bar_chart(ROOT / "docs" / "bench_fetch.png",
                     f"{facts['urls']} URLs at {facts['latency_ms']:.0f} ms latency: times faster "
@@ -207,19 +220,9 @@ The fetcher sends each GET through the urllib3 pool of its requests
 session rather than through `Session.get`: requests' per-call layer cost
 about 0.8 ms of CPU per URL, more than everything else together, and CPU is
 what bounds a fetch of many small files once threads hide the latency.
-For the same reason the cache appends small bodies to a pack file
-(`sign_datasets/url_cache.py`) instead of writing a file per URL: on the
-disk of this run, creating, writing and renaming one small file took
-{facts['file_create_ms']:.2f} ms of CPU (kernel time, measured in this run
-on {facts['file_create_files']} files), appending a record to a pack
-{facts['pack_append_ms']:.3f} ms.
+{storage}
 
-With 16 threads (the default) the fetcher is bound by latency, not CPU:
-{facts['urls']} requests of {facts['latency_ms']:.0f} ms on 16 connections take at
-least {facts['urls'] * facts['latency_ms'] / 1000 / 16:.2f} s, so 16 threads cannot
-reach 25x; the goal is measured with more threads
-(`SIGN_DATASETS_FETCH_WORKERS=32`), which the builder's README recommends for
-many small files.
+{threads}
 
 {where}
 """
@@ -227,7 +230,7 @@ many small files.
     if SECTION in text:
         start = text.index(SECTION)
         following = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + (text[following + 1:] if following != -1 else "")
+        text = text[:start] + section + (text[following:] if following != -1 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section
     DOC.write_text(text)
