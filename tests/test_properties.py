@@ -217,6 +217,47 @@ def test_member_names_never_reach_outside_the_archive(name):
     assert joined.startswith("/root/") and not re.match(r"[A-Za-z]:", parts[0])  # no drive
 
 
+def _plain_normalised_parts(raw_name):
+    """The obvious version of zip_folders.normalised_parts, as the oracle."""
+    name = raw_name.replace("\\", "/")
+    if "\x00" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        return None
+    parts = tuple(part for part in name.split("/") if part not in ("", "."))
+    if not parts or ".." in parts or re.match(r"^[A-Za-z]:", parts[0]):
+        return None
+    return parts
+
+
+def _plain_junk_kind(parts):
+    if any(part.lower() == "__macosx" for part in parts):
+        return "macos_metadata"
+    if any(part.startswith(".") for part in parts):
+        return "hidden_file"
+    file_name = parts[-1].lower()
+    if file_name in ("thumbs.db", "ehthumbs.db"):
+        return "thumbs_db"
+    if file_name == "desktop.ini":
+        return "desktop_ini"
+    suffix = posixpath.splitext(file_name)[1]
+    if suffix in zip_folders.TEXT_SUFFIXES:
+        return "text_file"
+    if suffix in zip_folders.ARCHIVE_SUFFIXES:
+        return "nested_archive"
+    return None
+
+
+@settings(max_examples=400, deadline=None)
+@given(name=st.one_of(member_name, st.text(max_size=30),
+                      st.lists(st.sampled_from(["a", ".b", "c.TXT", "d.tar.gz", "e.", "f..zip",
+                                                "__MacOSX", "Desktop.ini", "x.Jpg", "..", "."]),
+                               min_size=1, max_size=4).map("/".join)))
+def test_the_fast_name_rules_agree_with_the_plain_ones(name):
+    parts = zip_folders.normalised_parts(name)
+    assert parts == _plain_normalised_parts(name)
+    if parts is not None:
+        assert zip_folders.junk_kind(parts) == _plain_junk_kind(parts)
+
+
 @FAST
 @given(extra=st.lists(member_name, max_size=8))
 def test_every_zip_member_is_a_record_junk_or_stops_the_scan(extra, tmp_path_factory):

@@ -188,31 +188,41 @@ def read_directory_claims(path: Path, source: str) -> tuple[int, int]:
         return count64, directory64
 
 
+_DRIVE = re.compile(r"[A-Za-z]:")
+
+
+# Both run once per member of archives of tens of thousands of members, before
+# any worker can start: they are written for speed (string methods in C),
+# and tests/test_properties.py checks them against plain versions.
 def normalised_parts(raw_name: str) -> tuple[str, ...] | None:
     """The folder parts of a member name, or None when the name could reach
     outside the archive's folder (absolute, drive letter, '..', NUL)."""
     name = raw_name.replace("\\", "/")
-    if "\x00" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+    if "\x00" in name or name.startswith("/") or _DRIVE.match(name):
         return None
-    parts = tuple(part for part in name.split("/") if part not in ("", "."))
+    parts = name.split("/")
+    if "" in parts or "." in parts:
+        parts = [part for part in parts if part not in ("", ".")]
     # The drive is checked again after dropping "." parts: "./C:/x" is C:/x too.
-    if not parts or ".." in parts or re.match(r"^[A-Za-z]:", parts[0]):
+    if not parts or ".." in parts or _DRIVE.match(parts[0]):
         return None
-    return parts
+    return tuple(parts)
 
 
 def junk_kind(parts: Sequence[str]) -> str | None:
     """What kind of non-record a member is, judged by its name, or None."""
-    if any(part.lower() == "__macosx" for part in parts):
+    if "__macosx" in map(str.lower, parts):
         return "macos_metadata"
-    if any(part.startswith(".") for part in parts):
+    if ("/" + "/".join(parts)).find("/.") != -1:
         return "hidden_file"
     file_name = parts[-1].lower()
     if file_name in ("thumbs.db", "ehthumbs.db"):
         return "thumbs_db"
     if file_name == "desktop.ini":
         return "desktop_ini"
-    suffix = posixpath.splitext(file_name)[1]
+    # Not a hidden file (above), so the file name does not start with a dot.
+    stem, dot, extension = file_name.rpartition(".")
+    suffix = dot + extension if stem else ""
     if suffix in TEXT_SUFFIXES:
         return "text_file"
     if suffix in ARCHIVE_SUFFIXES:
