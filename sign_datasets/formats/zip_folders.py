@@ -24,6 +24,7 @@ import dataclasses
 import functools
 import hashlib
 import io
+import itertools
 import lzma
 import os
 import posixpath
@@ -43,7 +44,7 @@ from PIL import Image
 from sign_datasets import images
 from sign_datasets.builder import ENCODED_IMAGE, RAW_PIXELS, CleanedBuilder, image_features
 from sign_datasets.cleaning import Dropped, DuplicateFilter, SourceError, screen
-from sign_datasets.parallel import ordered_map
+from sign_datasets.parallel import default_workers, ordered_map
 from sign_datasets.plans import LeakageShare, SplitPlan
 
 SPLIT_FOLDER_ALIASES = {"train": "train", "training": "train", "test": "test", "testing": "test"}
@@ -618,29 +619,64 @@ def read_chunk(members: Sequence[MemberRef | Dropped], archive_path: str, source
             for member in members]
 
 
-def chunks(members: Sequence[MemberRef | Dropped], max_members: int = 256,
-           max_bytes: int = 4 * MB) -> Iterator[list[MemberRef | Dropped]]:
-    """Groups members so that each worker task is worth its IPC, and small."""
-    chunk: list[MemberRef | Dropped] = []
-    size = 0
-    for member in members:
-        chunk.append(member)
+def member_ranges(members: Sequence[MemberRef | Dropped], max_members: int = 256,
+                  max_bytes: int = 4 * MB) -> Iterator[tuple[int, int]]:
+    """(start, stop) of consecutive members, grouped so that each worker task
+    is worth its IPC, and small."""
+    start = size = 0
+    for position, member in enumerate(members):
         size += member.file_size if isinstance(member, MemberRef) else 0
-        if len(chunk) >= max_members or size >= max_bytes:
-            yield chunk
-            chunk, size = [], 0
-    if chunk:
-        yield chunk
+        if position + 1 - start >= max_members or size >= max_bytes:
+            yield start, position + 1
+            start, size = position + 1, 0
+    if start < len(members):
+        yield start, len(members)
+
+
+# Forked decode workers find a split's members here, by position, instead of
+# receiving them, and send back only what they computed. Pickling members to
+# the workers and whole records back took the main process (which also runs
+# TFDS's writer) a third of its CPU in a parallel build of small images.
+_SPLITS_FOR_WORKERS: dict[int, tuple[FolderArchive, DecodeSpec, bool]] = {}
+_SPLIT_TOKENS = itertools.count()
+
+
+def _decode_range(task: tuple[int, str, int, int]) -> list[tuple | Dropped]:
+    token, split, start, stop = task
+    archive, spec, encode = _SPLITS_FOR_WORKERS[token]
+    records = read_chunk(archive.records[split][start:stop], str(archive.path), archive.source,
+                         spec, encode)
+    return [record if isinstance(record, Dropped)
+            else (record.encoded, record.raw_shape, record.digest, record.keep_original)
+            for record in records]
 
 
 def read_split(archive: FolderArchive, split: str, spec: DecodeSpec, workers: int | None = None,
                encode: bool = True) -> Iterator[FolderImage | Dropped]:
     """Records of one split in member order, decoded on every core."""
-    work = functools.partial(read_chunk, archive_path=str(archive.path), source=archive.source,
-                             spec=spec, encode=encode)
+    members = archive.records[split]
+    workers = default_workers() if workers is None else workers
     try:
-        for records in ordered_map(work, chunks(archive.records[split]), workers):
-            yield from records
+        if workers <= 1:
+            for start, stop in member_ranges(members):
+                yield from read_chunk(members[start:stop], str(archive.path), archive.source,
+                                      spec, encode)
+            return
+        token = next(_SPLIT_TOKENS)
+        _SPLITS_FOR_WORKERS[token] = (archive, spec, encode)  # before the pool forks
+        try:
+            ranges = list(member_ranges(members))
+            tasks = [(token, split, start, stop) for start, stop in ranges]
+            for (start, stop), results in zip(ranges, ordered_map(_decode_range, tasks, workers)):
+                for member, result in zip(members[start:stop], results):
+                    if isinstance(result, Dropped):
+                        yield result
+                    else:
+                        encoded, raw_shape, digest, keep = result
+                        yield FolderImage(member, archive.source, keep_original=keep,
+                                          digest=digest, encoded=encoded, raw_shape=raw_shape)
+        finally:
+            _SPLITS_FOR_WORKERS.pop(token, None)
     finally:
         release_archive(str(archive.path))
 
@@ -669,10 +705,8 @@ def beam_plan(dataset: str, archive: FolderArchive, split: str, spec: DecodeSpec
               leakage: LeakageShare | None, encode: bool = True) -> SplitPlan:
     """The split's members in chunks, each decoded on a worker; the archive
     was scanned (and its layout checked) by the launcher."""
-    work, offset = [], 0
-    for chunk in chunks(archive.records[split]):
-        work.append((offset, chunk))
-        offset += len(chunk)
+    members = archive.records[split]
+    work = [(start, members[start:stop]) for start, stop in member_ranges(members)]
     return SplitPlan(
         dataset=dataset, split=split, work=work,
         read=functools.partial(read_positioned, archive_path=str(archive.path),
