@@ -27,7 +27,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 import sign_datasets  # noqa: F401  (registers the builders)
-from sign_datasets.cleaning import SourceError
+from sign_datasets.cleaning import Dropped, SourceError
 from sign_datasets.formats.zip_folders import (
     ArchiveLimits,
     LayoutError,
@@ -586,3 +586,38 @@ def test_forked_workers_reuse_the_scanned_directory_on_their_own_handle(tmp_path
         zf.writestr("Train/A/0.bin", b"new")
     got = list(parallel.ordered_map(read_all, [[0]], workers=2))
     assert got == [[(False, b"new")]]
+
+
+def _outcomes(records) -> list[tuple]:
+    """What each record became: (key, label, stored bytes, digest) or its drop."""
+    return [("dropped", r.reason, r.where) if isinstance(r, Dropped)
+            else (r.key, r.label, r.encoded, r.raw_shape, r.digest) for r in records]
+
+
+def test_one_pool_reads_the_splits_in_turn_as_each_alone(messy):
+    """SplitReader decodes train then test on one pool (the next split's first
+    chunks while TFDS writes the last one's shards); each split's records,
+    drops included, are those read_split gives for it, with 1 or 2 workers,
+    in TFDS's order, in the other order, or after a split left half read."""
+    from sign_datasets.formats import zip_folders
+    from sign_datasets.labels import SIGN_LETTERS
+
+    archive = zip_folders.scan_archive(messy / SIGN_ZIP, SIGN_LETTERS)
+    spec = zip_folders.DecodeSpec(mode="L", size=(28, 28), raw=True)
+    alone = {split: _outcomes(zip_folders.read_split(archive, split, spec, workers=1))
+             for split in ("train", "test")}
+    assert any(o[0] == "dropped" for o in alone["train"]) and len(alone["test"]) == 7
+
+    for workers in (1, 2):
+        reader = zip_folders.SplitReader(archive, spec, ("train", "test"), workers)
+        assert {split: _outcomes(reader.read(split)) for split in ("train", "test")} == alone
+
+        reader = zip_folders.SplitReader(archive, spec, ("train", "test"), workers)
+        assert _outcomes(reader.read("test")) == alone["test"]
+        assert _outcomes(reader.read("train")) == alone["train"]
+
+        reader = zip_folders.SplitReader(archive, spec, ("train", "test"), workers)
+        half = reader.read("train")
+        assert _outcomes([next(half) for _ in range(3)]) == alone["train"][:3]
+        half.close()
+        assert _outcomes(reader.read("test")) == alone["test"]

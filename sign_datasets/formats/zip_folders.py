@@ -651,24 +651,25 @@ def _decode_range(task: tuple[int, str, int, int]) -> list[tuple | Dropped]:
             for record in records]
 
 
-def read_split(archive: FolderArchive, split: str, spec: DecodeSpec, workers: int | None = None,
-               encode: bool = True) -> Iterator[FolderImage | Dropped]:
-    """Records of one split in member order, decoded on every core."""
-    members = archive.records[split]
-    workers = default_workers() if workers is None else workers
+def _decoded(archive: FolderArchive, splits: Sequence[str], spec: DecodeSpec, workers: int,
+             encode: bool) -> Iterator[FolderImage | Dropped]:
+    """The records of `splits`, one split after the other, in member order."""
     try:
         if workers <= 1:
-            for start, stop in member_ranges(members):
-                yield from read_chunk(members[start:stop], str(archive.path), archive.source,
-                                      spec, encode)
+            for split in splits:
+                members = archive.records[split]
+                for start, stop in member_ranges(members):
+                    yield from read_chunk(members[start:stop], str(archive.path), archive.source,
+                                          spec, encode)
             return
         token = next(_SPLIT_TOKENS)
         _SPLITS_FOR_WORKERS[token] = (archive, spec, encode)  # before the pool forks
         try:
-            ranges = list(member_ranges(members))
-            tasks = [(token, split, start, stop) for start, stop in ranges]
-            for (start, stop), results in zip(ranges, ordered_map(_decode_range, tasks, workers)):
-                for member, result in zip(members[start:stop], results):
+            ranges = [(split, start, stop) for split in splits
+                      for start, stop in member_ranges(archive.records[split])]
+            tasks = [(token, *task) for task in ranges]
+            for (split, start, stop), results in zip(ranges, ordered_map(_decode_range, tasks, workers)):
+                for member, result in zip(archive.records[split][start:stop], results):
                     if isinstance(result, Dropped):
                         yield result
                     else:
@@ -679,6 +680,56 @@ def read_split(archive: FolderArchive, split: str, spec: DecodeSpec, workers: in
             _SPLITS_FOR_WORKERS.pop(token, None)
     finally:
         release_archive(str(archive.path))
+
+
+def read_split(archive: FolderArchive, split: str, spec: DecodeSpec, workers: int | None = None,
+               encode: bool = True) -> Iterator[FolderImage | Dropped]:
+    """Records of one split in member order, decoded on every core."""
+    workers = default_workers() if workers is None else workers
+    return _decoded(archive, [split], spec, workers, encode)
+
+
+class SplitReader:
+    """The splits of one archive from one worker pool, in the order given.
+
+    TFDS writes a split's shards after its last example and only then asks
+    for the next split: meanwhile the pool already decodes the first chunks
+    of the next one, and no second pool is forked. A split asked for out of
+    that order (or after an earlier one was left unfinished) is read on its
+    own, as `read_split` does.
+    """
+
+    def __init__(self, archive: FolderArchive, spec: DecodeSpec, order: Sequence[str],
+                 workers: int | None = None):
+        self.archive, self.spec = archive, spec
+        self.workers = default_workers() if workers is None else workers
+        self._pending = list(order)
+        self._stream: Iterator[FolderImage | Dropped] | None = None
+
+    def read(self, split: str) -> Iterator[FolderImage | Dropped]:
+        if not self._pending or self._pending[0] != split:
+            self._abandon()
+            yield from read_split(self.archive, split, self.spec, self.workers)
+            return
+        if self._stream is None:
+            self._stream = _decoded(self.archive, list(self._pending), self.spec, self.workers, True)
+        self._pending.pop(0)
+        stream, left = self._stream, len(self.archive.records[split])
+        try:
+            while left:
+                left -= 1
+                yield next(stream)
+            if not self._pending:
+                self._abandon()  # the last split: the pool ends now
+        except BaseException:
+            self._abandon()  # the stream stands inside this split: no later split may use it
+            raise
+
+    def _abandon(self) -> None:
+        self._pending.clear()
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            stream.close()
 
 
 # --- Beam: members spread in chunks ---------------------------------------------
@@ -808,21 +859,25 @@ class ImageFolderBuilder(CleanedBuilder, skip_registration=True):
         self.info.metadata["junk"] = archive.junk_report()
         self.info.metadata["layout"] = archive.layout_report()
         drop_leaked = self.builder_config.drop_leaked_from_test
-        leakage = (LeakageShare(drop_from_test=drop_leaked) if self.generates_on_beam
-                   else LeakageCheck(drop_from_test=drop_leaked))
-        return {split: self._generate_examples(archive, split, leakage) for split in SPLITS}
+        if self.generates_on_beam:
+            leakage, reader = LeakageShare(drop_from_test=drop_leaked), None
+        else:
+            leakage = LeakageCheck(drop_from_test=drop_leaked)
+            reader = SplitReader(archive, self.decode_spec(), order=SPLITS)
+        return {split: self._generate_examples(archive, split, leakage, reader) for split in SPLITS}
 
     def _generate_examples(self, archive: FolderArchive, split: str,
-                           leakage: LeakageCheck | LeakageShare):
-        if self.generates_on_beam:
-            spec = self.decode_spec()
-            if split != "train":
-                leakage.train_plan = beam_plan(self.info.full_name, archive, "train", spec,
-                                               None, encode=False)
-            return self.beam_examples(beam_plan(self.info.full_name, archive, split, spec, leakage))
-        return self._generate_locally(archive, split, leakage)
+                           leakage: LeakageCheck | LeakageShare, reader: SplitReader | None):
+        if reader is not None:
+            return self._generate_locally(archive, split, leakage, reader)
+        spec = self.decode_spec()
+        if split != "train":
+            leakage.train_plan = beam_plan(self.info.full_name, archive, "train", spec,
+                                           None, encode=False)
+        return self.beam_examples(beam_plan(self.info.full_name, archive, split, spec, leakage))
 
-    def _generate_locally(self, archive: FolderArchive, split: str, leakage: LeakageCheck):
+    def _generate_locally(self, archive: FolderArchive, split: str, leakage: LeakageCheck,
+                          reader: SplitReader):
         spec = self.decode_spec()
         rules = [no_repeated_images()]
         if split == "train":
@@ -832,7 +887,7 @@ class ImageFolderBuilder(CleanedBuilder, skip_registration=True):
                 # TFDS wrote test first (or alone): learn train's pixels now.
                 leakage.learn_train(read_split(archive, "train", spec, encode=False))
             rules.append(leakage.check)
-        yield from self.cleaned_examples(split, read_split(archive, split, spec), rules,
+        yield from self.cleaned_examples(split, reader.read(split), rules,
                                          folder_example)
         if split == "train":
             leakage.train_known = True
