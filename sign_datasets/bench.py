@@ -47,7 +47,7 @@ PRESETS = {
                              quick=("--scale", "0.1", "--latency", "0.02", "--workers", "32",
                                     "--repeat", "1"),
                              writes=("--write-doc",)),
-    "bench_folders.py": Preset(full=("--scale", "0.1", "--sign-scale", "1.0", "--repeats", "3"),
+    "bench_folders.py": Preset(full=("--scale", "0.1", "--sign-scale", "1.0", "--repeats", "5"),
                                quick=("--scale", "0.02", "--sign-scale", "0.1", "--repeats", "1"),
                                no_write=("--no-write",)),
     "bench_read.py": Preset(full=(), quick=("--quick",), no_write=("--no-write",)),
