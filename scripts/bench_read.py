@@ -290,7 +290,7 @@ def format_section(command: str, scale: float, machine: str, contention: tuple[s
         "compress; the one real sign of the course's bucket (sign_mnist_base64) is 719 bytes as "
         "PNG against 784 raw (+9%).",
         "",
-        f"| random reads of single examples by index | reads/s | ratio |",
+        "| random reads of single examples by index | reads/s | ratio |",
         "|---|---|---|",
         f"| TFRecord: `skip(i).take(1)` ({reads['tf_reads']} reads, the baseline) "
         f"| {reads['tfrecord_skip']:,.1f} | 1 |",

@@ -27,7 +27,6 @@ import io
 import itertools
 import lzma
 import os
-import posixpath
 import re
 import struct
 import threading
@@ -636,7 +635,7 @@ def member_ranges(members: Sequence[MemberRef | Dropped], max_members: int = 256
 # Forked decode workers find a split's members here, by position, instead of
 # receiving them, and send back only what they computed. Pickling members to
 # the workers and whole records back took the main process (which also runs
-# TFDS's writer) a third of its CPU in a parallel build of small images.
+# TFDS's writer) about a fifth of its CPU in a parallel build of small images.
 _SPLITS_FOR_WORKERS: dict[int, tuple[FolderArchive, DecodeSpec, bool]] = {}
 _SPLIT_TOKENS = itertools.count()
 
