@@ -621,3 +621,38 @@ def test_one_pool_reads_the_splits_in_turn_as_each_alone(messy):
         assert _outcomes([next(half) for _ in range(3)]) == alone["train"][:3]
         half.close()
         assert _outcomes(reader.read("test")) == alone["test"]
+
+
+def test_long_lived_objects_are_frozen_only_while_a_build_reads(messy):
+    """Garbage collection skips the objects alive when reading starts (the
+    scan and the decode loop run faster), and every block hands them back:
+    nested blocks, a finished reader and an abandoned one."""
+    import gc
+
+    from sign_datasets.formats import zip_folders
+    from sign_datasets.labels import SIGN_LETTERS
+    from sign_datasets.parallel import long_lived_objects_frozen
+
+    assert gc.get_freeze_count() == 0
+    with long_lived_objects_frozen():
+        assert gc.get_freeze_count() > 0
+        with long_lived_objects_frozen():
+            assert gc.get_freeze_count() > 0
+        assert gc.get_freeze_count() > 0  # the inner block leaves unfreezing to the outer
+    assert gc.get_freeze_count() == 0
+
+    archive = zip_folders.scan_archive(messy / SIGN_ZIP, SIGN_LETTERS)
+    assert gc.get_freeze_count() == 0
+    spec = zip_folders.DecodeSpec(mode="L", size=(28, 28), raw=True)
+    for workers in (1, 2):
+        reader = zip_folders.SplitReader(archive, spec, ("train", "test"), workers)
+        train = reader.read("train")
+        next(train)
+        assert gc.get_freeze_count() > 0
+        list(train)
+        list(reader.read("test"))
+        assert gc.get_freeze_count() == 0
+        half = zip_folders.read_split(archive, "test", spec, workers)
+        next(half)
+        half.close()
+        assert gc.get_freeze_count() == 0

@@ -43,7 +43,7 @@ from PIL import Image
 from sign_datasets import images
 from sign_datasets.builder import ENCODED_IMAGE, RAW_PIXELS, CleanedBuilder, image_features
 from sign_datasets.cleaning import Dropped, DuplicateFilter, SourceError, screen
-from sign_datasets.parallel import default_workers, ordered_map
+from sign_datasets.parallel import default_workers, long_lived_objects_frozen, ordered_map
 from sign_datasets.plans import LeakageShare, SplitPlan
 
 SPLIT_FOLDER_ALIASES = {"train": "train", "training": "train", "test": "test", "testing": "test"}
@@ -385,8 +385,12 @@ def scan_archive(path: Path, class_names: Sequence[str], source: str | None = No
     Raises `ZipBombError` or `LayoutError` (both `SourceError`) with a
     message naming the archive and the member or folders at fault.
     """
-    path = Path(path)
-    source = source or path.name
+    with long_lived_objects_frozen():
+        return _scan(Path(path), class_names, source or Path(path).name, limits)
+
+
+def _scan(path: Path, class_names: Sequence[str], source: str,
+          limits: ArchiveLimits) -> FolderArchive:
     infos = _open_directory(path, source, limits)
 
     junk: dict[str, Counter] = {}
@@ -653,6 +657,12 @@ def _decode_range(task: tuple[int, str, int, int]) -> list[tuple | Dropped]:
 def _decoded(archive: FolderArchive, splits: Sequence[str], spec: DecodeSpec, workers: int,
              encode: bool) -> Iterator[FolderImage | Dropped]:
     """The records of `splits`, one split after the other, in member order."""
+    with long_lived_objects_frozen():
+        yield from _decoded_unfrozen(archive, splits, spec, workers, encode)
+
+
+def _decoded_unfrozen(archive: FolderArchive, splits: Sequence[str], spec: DecodeSpec,
+                      workers: int, encode: bool) -> Iterator[FolderImage | Dropped]:
     try:
         if workers <= 1:
             for split in splits:
