@@ -31,7 +31,6 @@ import collections
 import contextlib
 import dataclasses
 import functools
-import hashlib
 import ipaddress
 import os
 import re
@@ -447,7 +446,7 @@ class Fetcher:
 
     def cache_path(self, url: str) -> Path:
         """The file of a body too large for the packs."""
-        digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
+        digest = url_cache.url_key(url).hex()
         # 16 folders: a million URLs make 62,500 files each, which ext4 and
         # friends index well, while a small fetch does not pay a mkdir (about
         # 0.3 ms here) for almost every URL, as 256 folders would.
@@ -543,7 +542,7 @@ class Fetcher:
                                detail=f"Content-Length {declared}, over the {cap}-byte cap")
         chunks: list[bytes] = []
         size = 0
-        descriptor, partial, stored = None, "", False
+        descriptor, partial = None, ""
         try:
             for chunk in response.stream(_STREAM_CHUNK, decode_content=False):
                 size += len(chunk)
@@ -568,12 +567,12 @@ class Fetcher:
             os.close(descriptor)
             descriptor = None
             os.replace(partial, cached)
-            stored = True
+            partial = ""  # stored: nothing left to clean up
             return FetchResult(url, cached)
         finally:
             if descriptor is not None:
                 os.close(descriptor)
-            if partial and not stored:
+            if partial:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(partial)
 

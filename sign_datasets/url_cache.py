@@ -174,8 +174,9 @@ class UrlCache:
         return self._writer[2]
 
     def _writer_fd(self) -> tuple[int, Path]:
-        if self._writer is not None and self._writer[0] == os.getpid():
-            return self._writer[1], self._writer[2]
+        own = self._own_pack()
+        if own is not None:
+            return self._writer[1], own
         # None yet, or inherited through fork: the parent keeps writing to
         # that pack, so this process starts one of its own. The inherited
         # descriptor stays open: closing it cannot affect the parent, and

@@ -385,8 +385,9 @@ def scan_archive(path: Path, class_names: Sequence[str], source: str | None = No
     Raises `ZipBombError` or `LayoutError` (both `SourceError`) with a
     message naming the archive and the member or folders at fault.
     """
+    path = Path(path)
     with long_lived_objects_frozen():
-        return _scan(Path(path), class_names, source or Path(path).name, limits)
+        return _scan(path, class_names, source or path.name, limits)
 
 
 def _scan(path: Path, class_names: Sequence[str], source: str,
@@ -723,10 +724,11 @@ class SplitReader:
         if self._stream is None:
             self._stream = _decoded(self.archive, list(self._pending), self.spec, self.workers, True)
         self._pending.pop(0)
-        stream, left = self._stream, len(self.archive.records[split])
+        stream = self._stream
         try:
-            while left:
-                left -= 1
+            # next(), not islice: a stream ending early is a bug to surface,
+            # never records silently missing.
+            for _ in range(len(self.archive.records[split])):
                 yield next(stream)
             if not self._pending:
                 self._abandon()  # the last split: the pool ends now
@@ -887,7 +889,7 @@ class ImageFolderBuilder(CleanedBuilder, skip_registration=True):
 
     def _generate_locally(self, archive: FolderArchive, split: str, leakage: LeakageCheck,
                           reader: SplitReader):
-        spec = self.decode_spec()
+        spec = reader.spec
         rules = [no_repeated_images()]
         if split == "train":
             rules.append(leakage.remember)
