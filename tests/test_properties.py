@@ -258,6 +258,28 @@ def test_the_fast_name_rules_agree_with_the_plain_ones(name):
         assert zip_folders.junk_kind(parts) == _plain_junk_kind(parts)
 
 
+folder_name = st.lists(name_part, min_size=0, max_size=4).flatmap(
+    lambda parts: st.sampled_from(["/", "\\"]).map(lambda sep: "".join(p + sep for p in parts)))
+file_name = st.one_of(name_part, st.sampled_from(["C:x.png", "c:", "..", ".", "", ".x", "y\x00.png",
+                                                  "__macosx", "THUMBS.DB", "z.ZIP"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(folders=st.lists(folder_name, min_size=1, max_size=4),
+       files=st.lists(st.tuples(st.integers(0, 3), file_name), min_size=1, max_size=12))
+@example(folders=["./", "Train/"], files=[(0, "C:x.png"), (1, "a.png"), (0, "a.png")])
+@example(folders=["/", "a/../"], files=[(0, "x.png"), (1, "x.png")])
+def test_names_judged_per_folder_agree_with_the_plain_rules(folders, files):
+    """classify_names judges a folder once for all its members: it must give,
+    member by member, what the plain functions give for the whole name."""
+    names = [folders[which % len(folders)] + name for which, name in files]
+    expected = []
+    for name in names:
+        parts = _plain_normalised_parts(name)
+        expected.append((parts, None if parts is None else _plain_junk_kind(parts)))
+    assert list(zip_folders.classify_names(names)) == expected
+
+
 @FAST
 @given(extra=st.lists(member_name, max_size=8))
 def test_every_zip_member_is_a_record_junk_or_stops_the_scan(extra, tmp_path_factory):
