@@ -656,3 +656,22 @@ def test_long_lived_objects_are_frozen_only_while_a_build_reads(messy):
         next(half)
         half.close()
         assert gc.get_freeze_count() == 0
+
+
+def test_member_ranges_cover_every_member_once_starting_small():
+    """Decode tasks: contiguous, every member once, the first ones small and
+    doubling to the cap, a range closed early when its bytes reach the cap."""
+    from sign_datasets.formats import zip_folders
+
+    def ref(i, size=100):
+        return zip_folders.MemberRef(i, f"m{i}", f"m{i}", "train", 0, size, size)
+
+    members = [ref(i) for i in range(1000)]
+    members[500] = Dropped("corrupt_member", "x", "")
+    ranges = list(zip_folders.member_ranges(members, max_members=256, first_members=32))
+    assert [stop - start for start, stop in ranges] == [32, 64, 128, 256, 256, 256, 8]
+    assert [start for start, _ in ranges] == [0] + [stop for _, stop in ranges[:-1]]
+    assert ranges[-1][1] == len(members)
+
+    big = [ref(i, size=3 * zip_folders.MB) for i in range(5)]
+    assert list(zip_folders.member_ranges(big)) == [(0, 2), (2, 4), (4, 5)]

