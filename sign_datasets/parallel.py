@@ -15,7 +15,7 @@ import os
 import signal
 import threading
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -52,69 +52,25 @@ def _end_with_parent(parent: int) -> None:
 
 
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int | None = None,
-                window: int | None = None, caller_helps: bool = False) -> Iterator[R]:
-    """Like map(fn, items), spread over `workers` processes, in order.
-
-    With `caller_helps`, the calling process is one of the `workers`: the
-    pool gets one process fewer, and whenever the next result in order is not
-    ready yet the caller computes a later item itself instead of waiting.
-    For callers that have work of their own between results (a TFDS writer),
-    this keeps one process per core: with a process more than cores, the
-    sign-language build ran 10-14% slower (time-slicing, caches).
-    """
+                window: int | None = None) -> Iterator[R]:
+    """Like map(fn, items), spread over `workers` processes, in order."""
     workers = default_workers() if workers is None else workers
     if workers <= 1:
         yield from map(fn, items)
         return
     window = window or 2 * workers
-    processes = workers - 1 if caller_helps else workers
     # fork: workers start in milliseconds and inherit the imported modules;
     # they only run numpy/pandas/Pillow code, never TensorFlow.
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(processes, mp_context=context, initializer=_end_with_parent,
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_end_with_parent,
                              initargs=(os.getpid(),)) as pool:
-        # In item order: futures of the pool, and results the caller computed.
         pending: deque = deque()
-        in_pool = 0
-        items = iter(items)
-        exhausted = False
-        while True:
-            while not exhausted and in_pool < window:
-                item = next(items, _END)
-                if item is _END:
-                    exhausted = True
-                else:
-                    pending.append(pool.submit(fn, item))
-                    in_pool += 1
-            if not pending:
-                return
-            if caller_helps:
-                # Bounded like the pool's share: at most `window` computed here.
-                while (not exhausted and isinstance(pending[0], Future)
-                       and not pending[0].done() and len(pending) - in_pool < window):
-                    item = next(items, _END)
-                    if item is _END:
-                        exhausted = True
-                    else:
-                        pending.append(_Computed(fn(item)))
-            head = pending.popleft()
-            if isinstance(head, _Computed):
-                yield head.result
-            else:
-                in_pool -= 1
-                yield head.result()
-
-
-_END = object()
-
-
-class _Computed:
-    """A result the calling process computed itself, kept in its place."""
-
-    __slots__ = ("result",)
-
-    def __init__(self, result):
-        self.result = result
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 _FROZEN_DEPTH = 0
