@@ -56,7 +56,8 @@ def calibrate(workers: int, repeats: int) -> float:
     The job takes about 2.5 s on one core: forking workers from a process
     that holds TensorFlow costs tens of milliseconds, which a shorter job
     counts against the machine (a 0.6 s job gave 1.14-1.67x where this one
-    gave 1.71-1.85x, in the same minutes)."""
+    gave 1.71-1.85x, in the same minutes). At most 3 repeats a side, so a
+    long run of builds does not spend minutes calibrating."""
     from sign_datasets.parallel import ordered_map
 
     def run(count: int) -> float:

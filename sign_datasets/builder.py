@@ -263,19 +263,19 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                     return empty
         return None
 
-    def _is_built(self) -> bool:
-        # TFDS's is_prepared() logs "Variant folder ... has no
-        # dataset_info.json" for a folder that does not exist yet, which is
-        # every first build: an alarming line about nothing.
-        return self.data_path.exists() and self.is_prepared()
+    def is_prepared(self) -> bool:
+        # TFDS's own logs "Variant folder ... has no dataset_info.json" for a
+        # folder that does not exist yet (every first build, every `list` of
+        # datasets not built): an alarming line about nothing.
+        return self.data_path.exists() and super().is_prepared()
 
     def download_and_prepare(self, *args, **kwargs):
-        already_built = self._is_built()
+        already_built = self.is_prepared()
         # A built dataset is only read (tfds.load calls this too): no lock
         # file, so read-only shared data dirs keep working.
         with contextlib.nullcontext() if already_built else \
                 guards.build_lock(self.data_path, self.info.full_name):
-            if not already_built and self._is_built():
+            if not already_built and self.is_prepared():
                 # Built by the process this one waited for: read what it wrote.
                 already_built = True
                 self.info.read_from_directory(self.data_path)
