@@ -121,10 +121,14 @@ def format_section(command: str, scale: float, workers: int, results: list[dict]
         "",
         "![build seconds, local against DirectRunner](bench_beam.png)",
     ]
+    return "\n".join(lines) + "\n"
+
+
+def draw_chart(scale: float, results: list[dict]) -> None:
+    from sign_datasets import bench
     bench.bar_chart(BENCHMARKS.parent / "bench_beam.png", f"build seconds at replica scale {scale:g}",
                     [(f"{r['name']}, {label}", r[key]) for r in results
                      for label, key in (("local", "local"), ("DirectRunner", "beam"))], "seconds")
-    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
@@ -169,7 +173,8 @@ def main(argv=None) -> int:
     print(section)
     if not args.no_write:
         bench.write_section(SECTION, section, BENCHMARKS)
-        print(f"wrote the section to {BENCHMARKS}")
+        draw_chart(args.scale, results)
+        print(f"wrote the section to {BENCHMARKS} and its chart")
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -193,14 +193,17 @@ def bench_epoch(source: Path, work: Path, repeats: int, batch_size: int = 32) ->
             "listing": listing}
 
 
-def format_section(command: str, cores: int, headroom: tuple[float, float], pressure: tuple, builds: list[dict],
-                   epoch: dict, scales: tuple[float, float]) -> str:
-    today = datetime.date.today().isoformat()
-    machine = bench.machine()
+def draw_chart(epoch: dict) -> None:
     bench.bar_chart(BENCHMARKS.parent / "bench_folders.png",
                     f"one epoch over {epoch['images']:,} sign_language_img train images, batch 32",
                     [(label, epoch["images"] / epoch["later"][label]) for label in
                      ("pipeline", "prepared", "prepared_cached", "folders")], "images per second")
+
+
+def format_section(command: str, cores: int, headroom: tuple[float, float], pressure: tuple, builds: list[dict],
+                   epoch: dict, scales: tuple[float, float]) -> str:
+    today = datetime.date.today().isoformat()
+    machine = bench.machine()
     before, after = (f"{p:.0f} %" if p is not None else "n/a" for p in pressure)
     lines = [
         SECTION,
@@ -342,7 +345,8 @@ def main(argv=None) -> int:
     print(section)
     if not args.no_write:
         bench.write_section(SECTION, section, BENCHMARKS)
-        print(f"wrote the section to {BENCHMARKS}")
+        draw_chart(epoch)
+        print(f"wrote the section to {BENCHMARKS} and its chart")
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -756,7 +756,9 @@ def _decoded_unfrozen(archive: FolderArchive, splits: Sequence[str], spec: Decod
             ranges = [(split, start, stop) for split in splits
                       for start, stop in member_ranges(archive.records[split])]
             tasks = [(token, *task) for task in ranges]
-            for (split, start, stop), results in zip(ranges, ordered_map(_decode_range, tasks, workers)):
+            # The build process decodes too, whenever TFDS's writer leaves it time.
+            decoded = ordered_map(_decode_range, tasks, workers, caller_helps=True)
+            for (split, start, stop), results in zip(ranges, decoded):
                 for member, result in zip(archive.records[split][start:stop], results):
                     if isinstance(result, Dropped):
                         yield result
