@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import time
 from pathlib import Path
@@ -67,9 +68,9 @@ def _slow_first(x: int) -> int:
     return x
 
 
-def test_a_helping_caller_stops_a_window_ahead_of_a_slow_pool():
+def test_a_helping_caller_stops_two_windows_ahead_of_a_slow_pool():
     """While the pool's first item takes long, the caller computes later
-    items, but only a window of them: then it waits."""
+    items, but at most two windows are drawn: then it waits."""
     drawn = 0
 
     def items():
@@ -80,8 +81,26 @@ def test_a_helping_caller_stops_a_window_ahead_of_a_slow_pool():
 
     results = parallel.ordered_map(_slow_first, items(), workers=2, window=4, caller_helps=True)
     assert next(results) == 0
-    assert drawn <= 4 + 4 + 1  # the pool's window, the caller's, the next submission
+    assert 4 < drawn <= 2 * 4 + 1  # the caller went on, and at most one item past two windows
     assert list(results) == list(range(1, 100))
+
+
+def _slow_in_the_pool(caller: int, x: int) -> tuple[int, int]:
+    time.sleep(0.3 if os.getpid() != caller else 0.001)
+    return os.getpid(), x
+
+
+def test_the_caller_computes_the_items_the_pool_has_not_started():
+    """Instead of waiting for a slow pool, the caller takes the items queued
+    for it that it has not started; the order holds."""
+    caller = os.getpid()
+    got = list(parallel.ordered_map(functools.partial(_slow_in_the_pool, caller), range(6),
+                                    workers=2, window=4, caller_helps=True))
+    assert [x for _, x in got] == list(range(6))
+    # Before its first item ends, 0.3 s in, the pool's one process claims at
+    # most three (one running, two in its queue); the caller, which computes
+    # an item in 1 ms, takes every other one long before.
+    assert sum(pid != caller for pid, _ in got) <= 3
 
 
 def _fails_on_seven(x: int) -> int:
