@@ -22,6 +22,10 @@ from sign_datasets import catalog_file as _catalog_file  # noqa: E402
 
 _catalog_file.register_from_env()
 
+from sign_datasets import tfds_logs as _tfds_logs  # noqa: E402
+
+_tfds_logs.quiet_tfds_internal_warnings()
+
 from sign_datasets import visualize as _visualize  # noqa: E402
 
 _visualize.register_show_examples()
