@@ -60,6 +60,7 @@ def test_demo_runs_end_to_end(tmp_path):
     # Nor TFDS's deprecation of an attribute only its own decoder reads
     # (it printed ten lines in the demo; sign_datasets/tfds_logs.py).
     assert "`FeatureConnector.dtype` is deprecated" not in result.stderr
+    assert "`shuffle=True` was passed" not in result.stderr  # keras' fit, given a shuffled dataset
     out = result.stdout
     assert "sign_mnist_csv/dirty" in out and "duplicate_row=4, non_numeric_cell=3" in out
     accuracy = float(out.split("test accuracy ")[1].split()[0])
