@@ -2,8 +2,9 @@
 
 Decoding, validating and PNG-encoding images is CPU work that Python threads
 cannot share; processes can. Results come back in input order so builds stay
-deterministic, and only `window` chunks are in flight so memory stays flat
-however large the input is.
+deterministic, and at most `window` chunks are in the pool (two windows
+drawn in all when the caller helps) so memory stays flat however large the
+input is.
 """
 
 from __future__ import annotations
