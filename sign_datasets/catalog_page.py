@@ -4,12 +4,20 @@ The site is plain files: an index and one page per dataset/config, with
 inline CSS, charts drawn as inline SVG and example grids as PNGs beside the
 pages. Viewing it needs nothing from the internet (a shared drive or a
 bucket's static hosting will do).
+
+Everything a page shows from a dataset (names, class names, description,
+homepage, license, citation, release notes, cleaning reports) may come from
+an untrusted catalog or source file: it is escaped as text, cut when very
+long, and a URL becomes a link only when it is plainly http(s). A
+Content-Security-Policy forbids scripts as a second line of defence.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import html
+import re
 from pathlib import Path
 
 STYLE = """
@@ -27,18 +35,65 @@ pre { background: #f6f6f6; padding: 0.8rem; overflow-x: auto; }
 img.grid { max-width: 100%; border: 1px solid #ddd; }
 """
 SPLIT_COLOURS = ("#3b6ea8", "#e08a2c", "#5a9e4b", "#a64b8f")
+# No scripts, frames, fonts or fetches; pictures only from the site itself.
+CSP = ("default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; "
+       "base-uri 'none'; form-action 'none'")
+
+# How much of a value a page shows; the rest is cut with an ellipsis.
+MAX_TEXT = 300            # a class name, a version, a drop example
+MAX_NOTE = 5_000          # one release note, a license, a homepage shown as text
+MAX_CITATION = 20_000
+MAX_DESCRIPTION = 50_000
+MAX_LISTED_CLASSES = 500  # class names listed on a page
+MAX_CHART_CLASSES = 100   # groups in the bar chart
+MAX_NOTES = 100           # release notes listed
+
+_PAGE_STEM_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+# A link only for a plain http(s) URL: no blank or control character anywhere
+# (browsers drop them, so " java\tscript:" would still run).
+_HTTP_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$", re.IGNORECASE)
+_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
 
 
 def page_name(name: str) -> str:
-    return name.replace("/", "--") + ".html"
+    """The file of a dataset's page: one plain file name inside the site,
+    whatever the dataset or config name holds."""
+    stem = "--".join(_PAGE_STEM_UNSAFE.sub("_", part) or "_" for part in name.split("/"))
+    if stem.startswith("."):
+        stem = "_" + stem[1:]
+    if len(stem) > 120:  # file systems refuse names over 255 bytes
+        stem = stem[:100] + "-" + hashlib.sha256(name.encode()).hexdigest()[:16]
+    return stem + ".html"
 
 
-def _e(value) -> str:
-    return html.escape(str(value))
+def clip(value, limit: int = MAX_TEXT) -> str:
+    """The value as text, cut to `limit` characters with an ellipsis."""
+    text = str(value)
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
+
+
+def _e(value, limit: int | None = None) -> str:
+    """Escaped for text and for quoted attributes; cut to `limit` if given."""
+    return html.escape(str(value) if limit is None else clip(value, limit), quote=True)
+
+
+def is_http_url(url: str) -> bool:
+    return bool(_HTTP_URL.match(url)) and not _INVISIBLE.search(url)
+
+
+def link_or_text(url: str) -> str:
+    """A link for an http(s) URL; anything else (javascript:, data:, ...) is
+    shown as the text it is."""
+    if is_http_url(url) and len(url) <= MAX_NOTE:
+        return (f'<a href="{_e(url)}" rel="noopener noreferrer nofollow">'
+                f"{_e(url, MAX_TEXT)}</a>")
+    return f"<code>{_e(url, MAX_TEXT)}</code> <span class=\"muted\">(not an http(s) link)</span>"
 
 
 def _document(title: str, body: str) -> str:
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">"
+            f"<meta name=\"referrer\" content=\"no-referrer\">"
             f"<title>{_e(title)}</title><style>{STYLE}</style></head>\n"
             f"<body>\n{body}\n</body></html>\n")
 
@@ -55,7 +110,7 @@ def description_html(markdown: str) -> str:
     """Descriptions come from the builders' README.md: paragraphs, "* " or
     "- " lists and `code`. Anything else stays plain, escaped text."""
     blocks = []
-    for block in markdown.strip().split("\n\n"):
+    for block in clip(markdown.strip(), MAX_DESCRIPTION).split("\n\n"):
         lines = [line.strip() for line in block.strip().splitlines() if line.strip()]
         if not lines:
             continue
@@ -104,7 +159,12 @@ def class_counts(builder) -> dict[str, list[int]]:
 
 
 def bar_chart(classes: list[str], counts: dict[str, list[int]]) -> str:
-    """Grouped bars, one group per class, one bar per split, as inline SVG."""
+    """Grouped bars, one group per class, one bar per split, as inline SVG;
+    the first MAX_CHART_CLASSES classes only, so that the page stays usable."""
+    shown = classes[:MAX_CHART_CLASSES]
+    note = (f'<p class="muted">The first {len(shown)} of {len(classes)} classes.</p>\n'
+            if len(shown) < len(classes) else "")
+    classes = shown
     splits = sorted(counts, key=lambda s: (s != "train", s))
     top = max([max(c) for c in counts.values() if c] + [1])
     bar, gap, height, label_space = 12, 10, 180, 70
@@ -122,14 +182,14 @@ def bar_chart(classes: list[str], counts: dict[str, list[int]]) -> str:
             h = round((height - 10) * value / top)
             parts.append(f'<rect x="{x0 + j * bar}" y="{height - h}" width="{bar - 1}" '
                          f'height="{h}" fill="{SPLIT_COLOURS[j % len(SPLIT_COLOURS)]}">'
-                         f'<title>{_e(name)} ({_e(split)}): {value}</title></rect>')
+                         f'<title>{_e(name, MAX_TEXT)} ({_e(split)}): {value}</title></rect>')
         cx = x0 + bar * len(splits) / 2
         parts.append(f'<text x="{cx}" y="{height + 12}" font-size="10" text-anchor="end" '
-                     f'transform="rotate(-45 {cx} {height + 12})">{_e(name[:16])}</text>')
+                     f'transform="rotate(-45 {cx} {height + 12})">{_e(name, 16)}</text>')
     parts.append("</svg>")
     legend = "".join(f'<span style="background:{SPLIT_COLOURS[j % len(SPLIT_COLOURS)]}">'
                      f'</span>{_e(split)}' for j, split in enumerate(splits))
-    return f'<div class="legend">{legend}</div>\n' + "".join(parts)
+    return note + f'<div class="legend">{legend}</div>\n' + "".join(parts)
 
 
 def cleaning_section(cleaning: dict) -> str:
@@ -139,12 +199,12 @@ def cleaning_section(cleaning: dict) -> str:
     for split, report in sorted(cleaning.items(), key=lambda kv: (kv[0] != "train", kv[0])):
         drops = report.get("drops", {})
         reasons = "<br>".join(
-            f"{_e(reason)}: {count}"
-            + "".join(f"<br><span class=\"muted\">&nbsp;&nbsp;{_e(where)}</span>"
+            f"{_e(reason, MAX_TEXT)}: {_e(count)}"
+            + "".join(f"<br><span class=\"muted\">&nbsp;&nbsp;{_e(where, MAX_TEXT)}</span>"
                       for where in report.get("examples", {}).get(reason, [])[:3])
             for reason, count in sorted(drops.items())) or "-"
-        rows.append([_e(split), str(report["records"]), str(report["kept"]),
-                     str(report["dropped"]), reasons])
+        rows.append([_e(split), _e(report["records"]), _e(report["kept"]),
+                     _e(report["dropped"]), reasons])
     return _table(["split", "records", "kept", "dropped", "dropped by reason (first records)"],
                   rows, numeric={1, 2, 3})
 
@@ -153,9 +213,50 @@ def leakage_section(leakage: dict | None) -> str:
     if not leakage:
         return ""
     verb = "dropped from test" if leakage.get("dropped_from_test") else "kept in test"
-    items = "".join(f"<li>{_e(example)}</li>" for example in leakage.get("examples", []))
-    return (f"<h2>Leakage</h2><p>{leakage['count']} test images have the same pixels as a "
+    items = "".join(f"<li>{_e(example, MAX_TEXT)}</li>"
+                    for example in leakage.get("examples", [])[:MAX_LISTED_CLASSES])
+    return (f"<h2>Leakage</h2><p>{_e(leakage['count'])} test images have the same pixels as a "
             f"train image ({verb}).</p>" + (f"<ul>{items}</ul>" if items else ""))
+
+
+def _default_homepage(url: str) -> bool:
+    # TFDS fills in a tensorflow.org address for builders without a homepage.
+    return url.startswith("https://www.tensorflow.org/datasets/")
+
+
+def about_section(info) -> list[str]:
+    """Homepage, license and citation, each as the plain text it is."""
+    parts = []
+    if info.homepage and not _default_homepage(info.homepage):
+        parts.append(f"<p>Homepage: {link_or_text(info.homepage)}</p>")
+    redistribution = getattr(info, "redistribution_info", None)
+    license_text = getattr(redistribution, "license", "") if redistribution else ""
+    if license_text:
+        parts.append(f"<p>License: {_e(license_text, MAX_NOTE)}</p>")
+    if info.citation:
+        parts += ["<h2>Citation</h2>", f"<pre>{_e(info.citation.strip(), MAX_CITATION)}</pre>"]
+    return parts
+
+
+def classes_line(classes: list[str]) -> str:
+    shown = [clip(name) for name in classes[:MAX_LISTED_CLASSES]]
+    more = f", \u2026 ({len(classes) - len(shown)} more)" if len(shown) < len(classes) else ""
+    return f"<p>{len(classes)} classes: {_e(', '.join(shown) + more)}</p>"
+
+
+def _version_key(version: str) -> tuple:
+    # Newest first; a key that is not MAJOR.MINOR.PATCH sorts last, as text.
+    parts = str(version).split(".")
+    return (1, tuple(int(p) for p in parts)) if all(p.isdigit() for p in parts) else (0, ())
+
+
+def release_notes_section(notes: dict | None) -> list[str]:
+    if not notes:
+        return []
+    ordered = sorted(notes.items(), key=lambda kv: _version_key(kv[0]), reverse=True)
+    items = "".join(f"<li><strong>{_e(version, MAX_TEXT)}</strong>: {_e(text, MAX_NOTE)}</li>"
+                    for version, text in ordered[:MAX_NOTES])
+    return ["<h2>Release notes</h2>", f"<ul>{items}</ul>"]
 
 
 def dataset_page(name: str, out: Path, data_dir: str | None) -> dict:
@@ -176,11 +277,8 @@ def dataset_page(name: str, out: Path, data_dir: str | None) -> dict:
                f"<code>sign-datasets build {_e(name)}</code>") + "</p>"]
     if info.description:
         body.append(description_html(info.description))
-    # TFDS fills in a tensorflow.org address for builders without a homepage.
-    if info.homepage and not info.homepage.startswith("https://www.tensorflow.org/datasets/"):
-        body.append(f'<p>Homepage: <a href="{_e(info.homepage)}">{_e(info.homepage)}</a></p>')
-    body += ["<h2>Features</h2>", f"<pre>{_e(info.features)}</pre>",
-             f"<p>{len(classes)} classes: {_e(', '.join(classes))}</p>"]
+    body += about_section(info)
+    body += ["<h2>Features</h2>", f"<pre>{_e(info.features)}</pre>", classes_line(classes)]
     metadata = dict(info.metadata or {}) if state.built else {}
     if state.built:
         counts = class_counts(builder)
@@ -197,12 +295,7 @@ def dataset_page(name: str, out: Path, data_dir: str | None) -> dict:
                  f'({_e(split)}) with their labels">']
         body += ["<h2>Cleaning report</h2>", cleaning_section(metadata.get("cleaning", {}))]
         body.append(leakage_section(metadata.get("leakage")))
-    notes = builder.release_notes
-    if notes:
-        ordered = sorted(notes.items(), key=lambda kv: tuple(int(p) for p in kv[0].split(".")),
-                         reverse=True)
-        body += ["<h2>Release notes</h2>", "<ul>" + "".join(
-            f"<li><strong>{_e(v)}</strong>: {_e(t)}</li>" for v, t in ordered) + "</ul>"]
+    body += release_notes_section(builder.release_notes)
     dir_arg = f", data_dir={data_dir!r}" if data_dir else ""
     body += ["<h2>Load it</h2>", "<pre>" + _e(
         "import tensorflow_datasets as tfds\n\n"

@@ -1,37 +1,81 @@
-"""Pictures of prepared datasets: people would rather look than read."""
+"""Pictures of prepared datasets: people would rather look than read.
+
+Class names and dataset names come from catalogs and source files, which are
+untrusted: every text drawn from them is plain text to matplotlib (no
+`$...$` mathtext, which an invalid formula would turn into an exception) and
+very long names are cut.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+MAX_TITLE = 40  # characters of a class name above its picture
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plain_text():
+    """A context in which every matplotlib Text is created plain (no mathtext):
+    tick labels, legends and titles made by other code (TFDS) included."""
+    import matplotlib
+    return matplotlib.rc_context({"text.parse_math": False})
+
+
+def short(text: str, limit: int = MAX_TITLE) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
+
 
 def example_grid(name: str, data_dir: str | None = None, out: Path | str = "examples.png",
                  split: str = "train", rows: int = 4, cols: int = 8, seed: int = 0) -> Path:
     """Writes a PNG grid of examples with their class names and returns its path."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
+    out = Path(out)
+    with plain_text():
+        figure = grid_figure(name, data_dir=data_dir, split=split, rows=rows, cols=cols,
+                             seed=seed)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            figure.savefig(out, dpi=100)
+        finally:
+            plt.close(figure)
+    return out
+
+
+def grid_figure(name: str, data_dir: str | None = None, split: str = "train", rows: int = 4,
+                cols: int = 8, seed: int = 0):
+    """The matplotlib figure of `example_grid`: a picture per cell, its class
+    name above it; the caller closes it."""
     import tensorflow_datasets as tfds
 
     dataset, info = tfds.load(name, split=split, data_dir=data_dir, with_info=True,
                               shuffle_files=False)
     names = info.features["label"].names
     dataset = dataset.shuffle(1000, seed=seed).take(rows * cols)
-    figure, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.5))
+    with plain_text():
+        return _draw_grid(tfds.as_numpy(dataset), names, rows, cols,
+                          f"{info.full_name} ({split})")
+
+
+def _draw_grid(examples, names: list[str], rows: int, cols: int, title: str):
+    plt = _pyplot()
+    figure, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.5), squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
-    for axis, example in zip(axes.flat, tfds.as_numpy(dataset)):
+    for axis, example in zip(axes.flat, examples):
         image = example["image"]
         axis.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray",
                     vmin=0, vmax=255)
-        axis.set_title(names[int(example["label"])], fontsize=11)
-    figure.suptitle(f"{info.full_name} ({split})", fontsize=12)
+        axis.set_title(short(names[int(example["label"])]), fontsize=11, parse_math=False)
+    figure.suptitle(short(title, 120), fontsize=12, parse_math=False)
     figure.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=100)
-    plt.close(figure)
-    return out
+    return figure
 
 
 # --- tfds.show_examples for raw pixels --------------------------------------------
@@ -71,9 +115,11 @@ def register_show_examples() -> None:
 
         def show(self, ds, ds_info, *args, image_key=None, **kwargs):
             keys = raw_image_keys(ds_info)
-            return super().show(ds, ds_info, *args,
-                                image_key=image_key or ("image" if "image" in keys else keys[0]),
-                                **kwargs)
+            # TFDS writes the class names as axis labels.
+            with plain_text():
+                return super().show(ds, ds_info, *args,
+                                    image_key=image_key or ("image" if "image" in keys else keys[0]),
+                                    **kwargs)
 
     global _show_examples_registered
     if not _show_examples_registered:
