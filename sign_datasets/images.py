@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import warnings
 
 import numpy as np
 from PIL import Image
@@ -34,6 +36,14 @@ def encode_png(pixels: np.ndarray) -> bytes:
 # more is a decompression bomb or garbage, refused before any pixel is decoded.
 MAX_IMAGE_PIXELS = 40_000_000
 ACCEPTED_FORMATS = ("JPEG", "PNG", "BMP", "GIF")
+EXIF_ORIENTATION = 0x0112
+# The orientations ImageOps.exif_transpose acts on; any other value leaves
+# the pixels as stored.
+TURNING_ORIENTATIONS = frozenset(range(2, 9))
+# What Pillow raises on damaged files (struct/index errors come from EXIF
+# and palette parsing): a drop of that image, never a failed build.
+_CORRUPT_IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error,
+                         IndexError, KeyError, TypeError)
 
 
 def decode_image(data: bytes, mode: str, where: str = "",
@@ -41,41 +51,62 @@ def decode_image(data: bytes, mode: str, where: str = "",
     """Decodes untrusted bytes into an (H, W, C) uint8 array in `mode` ('L' or 'RGB').
 
     The format is recognised by content, never by file name. EXIF orientation
-    is applied; a GIF gives its first frame. Raises `Dropped` with reason
-    not_an_image, image_too_large or corrupt_image.
+    is applied (JPEG APP1 and PNG eXIf alike); a GIF gives its first frame.
+    Raises `Dropped` with reason not_an_image, image_too_large or corrupt_image.
     """
-    from PIL import ImageOps, UnidentifiedImageError
+    return decode_upright(data, mode, where, max_pixels)[0]
+
+
+def decode_upright(data: bytes, mode: str, where: str = "",
+                   max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[np.ndarray, bool]:
+    """`decode_image`, and whether EXIF orientation turned or flipped the
+    pixels: then the original bytes, which decoders without EXIF support
+    (TensorFlow's) show unturned, must not be stored as they are."""
+    from PIL import UnidentifiedImageError
 
     from sign_datasets.cleaning import Dropped
 
     try:
-        with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
+        with warnings.catch_warnings():
+            # Pillow only warns between its own limit and twice that; such a
+            # header is refused below anyway, as an error it is one clear drop.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+        with opened as image:
             width, height = image.size
             if width <= 0 or height <= 0 or width * height > max_pixels:
                 raise Dropped("image_too_large", where,
                               f"{width}x{height} exceeds {max_pixels} pixels")
             image.seek(0)
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            if image.mode == "I;16" or image.mode.startswith("I;16") or image.mode == "I":
-                # 16-bit grey: keep the top 8 bits rather than clipping.
-                array = np.asarray(image, dtype=np.uint32) >> 8
-                image = Image.fromarray(array.astype(np.uint8), "L")
-            if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-                image = image.convert("RGBA")
-                background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-                image = Image.alpha_composite(background, image)
-            converted = image.convert(mode)
+            image.load()  # also reads an eXIf chunk stored after the pixels
+            turned = image.getexif().get(EXIF_ORIENTATION, 1) in TURNING_ORIENTATIONS
+            converted = _to_mode(image, mode)
     except Dropped:
         raise
-    except Image.DecompressionBombError as error:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise Dropped("image_too_large", where, str(error)) from None
     except UnidentifiedImageError:
         raise Dropped("not_an_image", where, "not a JPEG, PNG, BMP or GIF") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as error:
+    except _CORRUPT_IMAGE_ERRORS as error:
         raise Dropped("corrupt_image", where, f"{type(error).__name__}: {error}") from None
     array = np.asarray(converted, dtype=np.uint8)
-    return array[..., None] if array.ndim == 2 else array
+    return (array[..., None] if array.ndim == 2 else array), turned
+
+
+def _to_mode(image: Image.Image, mode: str) -> Image.Image:
+    """The loaded image upright, on white if it has transparency, in `mode`."""
+    from PIL import ImageOps
+
+    image = ImageOps.exif_transpose(image)
+    if image.mode == "I;16" or image.mode.startswith("I;16") or image.mode == "I":
+        # 16-bit grey: keep the top 8 bits rather than clipping.
+        array = np.asarray(image, dtype=np.uint32) >> 8
+        image = Image.fromarray(array.astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    return image.convert(mode)
 
 
 def resize(pixels: np.ndarray, height: int, width: int) -> np.ndarray:

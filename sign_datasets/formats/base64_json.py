@@ -8,6 +8,15 @@ breaks inside the base64 and missing padding. An entry that still cannot be
 used (bad base64, not an image, unknown label) is a counted drop that names
 it; only a file whose structure is not one of these is a `SourceError`.
 
+Which reading: every key of an object is one entry (label -> image), so an
+object of several images gives as many entries, repeated keys included.
+The one exception is an object with an "image" key: it is a record, whose
+"image" and "label" fields together make one entry (a missing label is an
+unknown_label drop); any other key in it is read as label -> image like any
+key. `{"label": "<base64>"}` has no "image" key, so it is the image of a
+class named "label" (an unknown_label drop unless such a class exists).
+Nothing in the file is skipped unseen: records = kept + drops.
+
 Also here: the rule that turns image bytes into the shared 28x28 grayscale
 picture, and the example maker that counts resized images; the image-URL
 reader (json_urls) uses both.
@@ -216,17 +225,26 @@ def _found(char: str) -> str:
 
 
 def _object_entries(pairs: list[tuple[int, str, Any]], walker: _Walker) -> Iterator[tuple[int, Any, Any]]:
+    """(line, label, payload) of every entry of one object, in file order."""
     keys = [key for _, key, _ in pairs]
     if RECORD_IMAGE_KEY not in keys:
         yield from pairs
         return
-    # A record {"label": ..., "image": ...}: its keys are field names, not labels.
+    # A record {"label": ..., "image": ...}: those two keys are field names,
+    # one entry at the first of them; any other key is label -> image as in
+    # any object, so an image beside the record is never lost.
     for key in (RECORD_LABEL_KEY, RECORD_IMAGE_KEY):
         if keys.count(key) > 1:
             raise SourceError(f"{walker.source}:{pairs[0][0]}: a record with "
                               f"{keys.count(key)} {key!r} fields")
     fields = {key: value for _, key, value in pairs}
-    yield pairs[0][0], fields.get(RECORD_LABEL_KEY), fields[RECORD_IMAGE_KEY]
+    record_yielded = False
+    for line, key, value in pairs:
+        if key not in (RECORD_LABEL_KEY, RECORD_IMAGE_KEY):
+            yield line, key, value
+        elif not record_yielded:
+            record_yielded = True
+            yield line, fields.get(RECORD_LABEL_KEY), fields[RECORD_IMAGE_KEY]
 
 
 # --- rules: plain functions of an entry ----------------------------------------

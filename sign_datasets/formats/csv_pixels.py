@@ -24,6 +24,9 @@ from sign_datasets.parallel import ordered_map
 # whole would let one bad file exhaust memory.
 MAX_LINE_BYTES = 1 << 20
 CHUNK_ROWS = 2048
+# A chunk of 2048 rows of 784 pixels is about 5 MB; long (bad) lines close a
+# chunk early, so one chunk never holds 2048 lines of a megabyte each.
+MAX_CHUNK_BYTES = 16 << 20
 # pandas' integer parser also takes quoted cells, "7.0", "7e0" and splits
 # lines at a lone CR, none of which the line-by-line rules accept. A row's
 # fate must not depend on its neighbours in the chunk (nor on the chunk
@@ -41,6 +44,8 @@ class PixelRow:
     line: int
     values: np.ndarray | None = None
     cells: list[bytes] | None = None
+    # The line's field count, when it is not the expected one (cells unsplit).
+    fields: int = 0
 
     @property
     def where(self) -> str:
@@ -73,20 +78,37 @@ class CheckedRow:
 
 
 def parse_header(line: bytes, source: str, num_pixels: int) -> None:
-    """Checks the header; a file without one is an error, not a guess."""
-    text = line.removeprefix(UTF8_BOM).rstrip(b"\r\n").decode("utf-8", "replace")
+    """Checks the header; a file without one is an error, not a guess.
+
+    The columns are counted before the line is split: a header of millions of
+    empty columns costs no list of millions of strings."""
+    line = line.removeprefix(UTF8_BOM).rstrip(b"\r\n")
+    columns = line.count(b",") + 1
+    if columns != num_pixels + 1:
+        first = line.split(b",", 1)[0].strip()
+        if first.lstrip(b"-").isdigit():
+            raise _not_a_header(source, num_pixels)
+        shown = line[:117].decode("utf-8", "replace") + ("..." if len(line) > 117 else "")
+        raise SourceError(
+            f"{source}: line 1 should be the header 'label,pixel1,...,pixel{num_pixels}' "
+            f"({num_pixels + 1} columns); found {columns:,} columns: {shown!r}")
+    text = line.decode("utf-8", "replace")
     names = [name.strip().lower() for name in text.split(",")]
     expected = ["label"] + [f"pixel{i}" for i in range(1, num_pixels + 1)]
     if names == expected:
         return
     if names and names[0].lstrip("-").isdigit():
-        raise SourceError(
-            f"{source}: line 1 is a data row, not the header "
-            f"'label,pixel1,...,pixel{num_pixels}'. Add the header line to the file.")
+        raise _not_a_header(source, num_pixels)
     shown = text if len(text) < 120 else text[:117] + "..."
     raise SourceError(
         f"{source}: line 1 should be the header 'label,pixel1,...,pixel{num_pixels}' "
         f"({num_pixels + 1} columns); found {len(names)} columns: {shown!r}")
+
+
+def _not_a_header(source: str, num_pixels: int) -> SourceError:
+    return SourceError(
+        f"{source}: line 1 is a data row, not the header "
+        f"'label,pixel1,...,pixel{num_pixels}'. Add the header line to the file.")
 
 
 def iter_chunks(stream: IO[bytes], source: str, num_pixels: int = 784,
@@ -118,7 +140,7 @@ def _chunked_lines(stream: IO[bytes], source: str, line_no: int, chunk_rows: int
     of the line before it. With `stop_at`, no line starting that many bytes
     or more after the position is read (it belongs to the next byte range)."""
     chunk: list[tuple[int, bytes]] = []
-    offset = 0
+    offset = chunk_bytes = 0
     while stop_at is None or offset < stop_at:
         line = stream.readline(MAX_LINE_BYTES + 1)
         if not line:
@@ -138,9 +160,10 @@ def _chunked_lines(stream: IO[bytes], source: str, line_no: int, chunk_rows: int
         if not line.strip():
             continue  # blank lines hold no record; a trailing one is normal
         chunk.append((line_no, line))
-        if len(chunk) >= chunk_rows:
+        chunk_bytes += len(line)
+        if len(chunk) >= chunk_rows or chunk_bytes >= MAX_CHUNK_BYTES:
             yield chunk
-            chunk = []
+            chunk, chunk_bytes = [], 0
     if chunk:
         yield chunk
 
@@ -213,7 +236,17 @@ def read_chunk(source: str, lines: Sequence[tuple[int, bytes]],
     except (ValueError, pd.errors.ParserError, OverflowError):
         pass
     # Some line is irregular: let the rules see each line's raw cells.
-    return [PixelRow(source, line_no, cells=line.split(b",")) for line_no, line in lines]
+    return [_irregular_row(source, line_no, line, width) for line_no, line in lines]
+
+
+def _irregular_row(source: str, line_no: int, line: bytes, width: int) -> PixelRow:
+    """A row for the rules to judge. A line of the wrong width is never split:
+    its field count is enough, and a megabyte of commas would otherwise be a
+    million bytes objects."""
+    fields = line.count(b",") + 1
+    if fields != width:
+        return PixelRow(source, line_no, fields=fields)
+    return PixelRow(source, line_no, cells=line.split(b","))
 
 
 def iter_rows(stream: IO[bytes], source: str, num_pixels: int = 784,
@@ -249,8 +282,9 @@ def check_cells(row: PixelRow, num_pixels: int = 784) -> PixelRow:
         return row
     cells = row.cells
     width = num_pixels + 1
-    if len(cells) != width:
-        raise Dropped("wrong_field_count", row.where, f"{len(cells)} fields, expected {width}")
+    if cells is None or len(cells) != width:
+        fields = row.fields if cells is None else len(cells)
+        raise Dropped("wrong_field_count", row.where, f"{fields:,} fields, expected {width}")
     if any(not cell.strip() for cell in cells):
         raise Dropped("empty_cell", row.where)
     if not _is_int(cells[0]):
@@ -337,6 +371,11 @@ BEAM_RANGE_ENV = "SIGN_DATASETS_BEAM_RANGE_BYTES"
 # (about a second). Plain files seek.
 DEFAULT_BEAM_RANGE_BYTES = 8 << 20
 MAX_BEAM_RANGES = 256
+
+
+def beam_range_bytes() -> int:
+    from sign_datasets import settings
+    return settings.number(BEAM_RANGE_ENV, DEFAULT_BEAM_RANGE_BYTES, int, minimum=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -431,7 +470,7 @@ def beam_plan(dataset: str, split: str, files: Sequence[CsvFile], rules: list, t
 
     num_pixels = shape[0] * shape[1] * shape[2]
     if range_bytes is None:
-        range_bytes = int(os.environ.get(BEAM_RANGE_ENV, DEFAULT_BEAM_RANGE_BYTES))
+        range_bytes = beam_range_bytes()
     work = [item for index, file in enumerate(files)
             for item in file_ranges(index, file, num_pixels, range_bytes)]
     return SplitPlan(

@@ -1,5 +1,11 @@
 """Zips of image folders: `<split>/<class>/<image>`, maybe inside one wrapper folder.
 
+Splits are train and test, and validation when the zip has a Validation/
+(val, valid, dev) folder; a folder at the top named like a split is a split
+folder, never a wrapper, so `Train/test/x.png` is class `test` of train.
+Class folders match class names ignoring letter case and Unicode
+normalisation; two folders that differ only so are an error, never merged.
+
 The archive is read in three steps, each usable on its own (a Beam pipeline
 can run step 2 on any slice of the member list):
 
@@ -30,6 +36,7 @@ import os
 import re
 import struct
 import threading
+import unicodedata
 import zipfile
 import zlib
 from collections import Counter
@@ -46,8 +53,15 @@ from sign_datasets.cleaning import Dropped, DuplicateFilter, SourceError, screen
 from sign_datasets.parallel import default_workers, long_lived_objects_frozen, ordered_map
 from sign_datasets.plans import LeakageShare, SplitPlan
 
-SPLIT_FOLDER_ALIASES = {"train": "train", "training": "train", "test": "test", "testing": "test"}
-SPLITS = ("train", "test")
+SPLIT_FOLDER_ALIASES = {"train": "train", "training": "train", "test": "test", "testing": "test",
+                        "validation": "validation", "valid": "validation", "val": "validation",
+                        "dev": "validation"}
+# Every archive has these; a validation folder is optional.
+REQUIRED_SPLITS = ("train", "test")
+# The order splits are listed, read and written in.
+SPLITS = ("train", "validation", "test")
+EXPECTED_SPLIT_FOLDERS = ("Train/ and Test/ (any letter case; also train/test, training/testing), "
+                          "optionally Validation/ (also val, valid, dev)")
 # Junk found outside every split folder is counted under this name.
 OUTSIDE_SPLITS = "archive"
 
@@ -310,6 +324,11 @@ class FolderArchive:
     def junk_report(self) -> dict:
         return {where: dict(sorted(kinds.items())) for where, kinds in sorted(self.junk.items())}
 
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """The splits the archive holds, in `SPLITS` order."""
+        return tuple(split for split in SPLITS if split in self.split_folders)
+
     def layout_report(self) -> dict:
         return {"wrapper": self.wrapper, "split_folders": dict(self.split_folders)}
 
@@ -350,9 +369,10 @@ def _find_root(candidates: list[tuple[str, ...]], source: str) -> tuple[str, ...
         return part.lower() in SPLIT_FOLDER_ALIASES
 
     at_top = sorted({p[0] for p in candidates if len(p) >= 2 and is_split(p[0])})
-    wrapped = sorted({p[0] for p in candidates if len(p) >= 3 and is_split(p[1])})
-    expected = ("Train/ and Test/ (any letter case; also train/test, training/testing), "
-                "at the top of the zip or inside one wrapper folder")
+    # A split folder is never a wrapper: in Train/test/x.png, test is a class.
+    wrapped = sorted({p[0] for p in candidates
+                      if len(p) >= 3 and is_split(p[1]) and not is_split(p[0])})
+    expected = f"{EXPECTED_SPLIT_FOLDERS}, at the top of the zip or inside one wrapper folder"
     if at_top and wrapped:
         raise LayoutError(
             f"{source}: split folders appear both at the top ({at_top}) and inside "
@@ -393,7 +413,7 @@ def _open_directory(path: Path, source: str, limits: ArchiveLimits) -> list[zipf
 
 def _find_split_folders(candidates: list[tuple[str, ...]], root: tuple[str, ...],
                         source: str) -> dict[str, str]:
-    """{split: folder name as spelled in the zip}, for both splits."""
+    """{split: folder name as spelled in the zip}, for every split it holds."""
     split_folders: dict[str, str] = {}
     for parts in candidates:
         rest = parts[len(root):]
@@ -403,27 +423,37 @@ def _find_split_folders(candidates: list[tuple[str, ...]], root: tuple[str, ...]
             if seen != rest[0]:
                 raise LayoutError(f"{source}: both {seen}/ and {rest[0]}/ hold the {split} split; "
                                   "keep one.")
-    missing = [split for split in SPLITS if split not in split_folders]
+    missing = [split for split in REQUIRED_SPLITS if split not in split_folders]
     if missing:
         prefix = "".join(part + "/" for part in root)
         found = sorted(f"{prefix}{folder}/" for folder in split_folders.values())
         raise LayoutError(f"{source}: no folder for the {' and '.join(missing)} split; found "
-                          f"split folders {found}; expected Train/ and Test/ (any letter case; "
-                          "also train/test, training/testing).")
+                          f"split folders {found}; expected {EXPECTED_SPLIT_FOLDERS}.")
     return split_folders
+
+
+def folded(name: str) -> str:
+    """A folder or class name as names are compared: letter case and Unicode
+    normalisation ignored (macOS zips spell Caf\u00e9 as Cafe\u0301)."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
 
 
 def _check_class_folders(folder_names: list[str], class_names: Sequence[str], where: str,
                          source: str) -> None:
-    wanted = {name.lower() for name in class_names}
-    unknown = [folder for folder in folder_names if folder.lower() not in wanted]
-    spellings = Counter(folder.lower() for folder in folder_names)
-    clashes = [folder for folder in folder_names if spellings[folder.lower()] > 1]
-    if unknown or clashes:
-        problem = (f"class folder(s) {unknown} are not classes of this dataset" if unknown
-                   else f"class folders {clashes} differ only in letter case")
-        raise LayoutError(f"{source}: in {where}, {problem}; found {folder_names}; "
-                          f"expected {list(class_names)} (any letter case).")
+    wanted = {folded(name) for name in class_names}
+    unknown = [folder for folder in folder_names if folded(folder) not in wanted]
+    spellings = Counter(folded(folder) for folder in folder_names)
+    clashes = [folder for folder in folder_names if spellings[folded(folder)] > 1]
+    if clashes:
+        # ascii() shows what tells the names apart (case, or e\u0301 against \xe9).
+        shown = ", ".join(ascii(folder) for folder in clashes)
+        raise LayoutError(f"{source}: in {where}, class folders {shown} differ only in letter "
+                          "case or Unicode normalisation, so they would merge into one class; "
+                          "keep one.")
+    if unknown:
+        raise LayoutError(f"{source}: in {where}, class folder(s) {unknown} are not classes of "
+                          f"this dataset; found {folder_names}; expected {list(class_names)} "
+                          "(any letter case).")
     if not folder_names:
         raise LayoutError(f"{source}: {where} holds no images in class folders; "
                           f"expected folders {list(class_names)}.")
@@ -500,7 +530,7 @@ def _scan(path: Path, class_names: Sequence[str], source: str,
         return split, (rest[0] if split is not None and len(rest) >= 2 else None)
 
     places: dict[tuple[str, ...], tuple[str | None, str | None]] = {}
-    class_folders: dict[str, set[str]] = {split: set() for split in SPLITS}
+    class_folders: dict[str, set[str]] = {split: set() for split in split_folders}
     placed: list[tuple[int, tuple[str, ...], str, str]] = []
     for index, parts in candidates:
         folder = parts[:-1]
@@ -516,16 +546,16 @@ def _scan(path: Path, class_names: Sequence[str], source: str,
             class_folders[split].add(class_folder)
             placed.append((index, parts, split, class_folder))
     prefix = "".join(part + "/" for part in root)
-    for split in SPLITS:
+    for split in split_folders:
         _check_class_folders(sorted(class_folders[split]), class_names,
                              f"{prefix}{split_folders[split]}/", source)
 
-    labels = {name.lower(): label for label, name in enumerate(class_names)}
-    refs_by_split: dict[str, list[MemberRef]] = {split: [] for split in SPLITS}
+    labels = {folded(name): label for label, name in enumerate(class_names)}
+    refs_by_split: dict[str, list[MemberRef]] = {split: [] for split in split_folders}
     for index, parts, split, class_folder in placed:
         info = infos[index]
         refs_by_split[split].append(MemberRef(
-            index, info.filename, "/".join(parts), split, labels[class_folder.lower()],
+            index, info.filename, "/".join(parts), split, labels[folded(class_folder)],
             info.file_size, info.compress_size))
     _check_declared_sizes(source, (r for refs in refs_by_split.values() for r in refs),
                           path.stat().st_size, sum(i.compress_size for i in infos), limits)
@@ -619,29 +649,29 @@ def read_member(image: FolderImage, archive_path: str) -> FolderImage:
 
 def _original_is_faithful(data: bytes, mode: str, pixels: np.ndarray) -> bool:
     """True when storing the original bytes loses nothing: a JPEG or PNG,
-    already in `mode`, upright, at the stored size. Re-encoding a JPEG would
-    only add loss; TensorFlow then decodes the original as keras does (its
-    JPEG decoder may differ from Pillow's by a few levels)."""
+    already in `mode`, at the stored size (the decode already said whether
+    EXIF turned it). Re-encoding a JPEG would only add loss; TensorFlow then
+    decodes the original as keras does (its JPEG decoder may differ from
+    Pillow's by a few levels)."""
     try:
         with Image.open(io.BytesIO(data), formats=("JPEG", "PNG")) as original:
             if original.mode != mode or original.size != (pixels.shape[1], pixels.shape[0]):
                 return False
-            if original.format == "PNG":
-                return "transparency" not in original.info
-            return original.getexif().get(0x0112, 1) == 1
+            return original.format != "PNG" or "transparency" not in original.info
     except Exception:  # noqa: BLE001 - any doubt means re-encode
         return False
 
 
 def decode_member(image: FolderImage, spec: DecodeSpec) -> FolderImage:
     """Rule: decodes by content into the dataset's mode (drops bad images)."""
-    pixels = images.decode_image(image.data, spec.mode, image.where, spec.max_pixels)
+    pixels, turned = images.decode_upright(image.data, spec.mode, image.where, spec.max_pixels)
     image.pixels = pixels
     # Duplicates are judged on the decoded pixels before any resize, so every
     # size config of a dataset drops the same images.
     shape = np.asarray(pixels.shape, dtype=np.int64).tobytes()
     image.digest = hashlib.blake2b(shape + pixels.tobytes(), digest_size=16).digest()
-    image.keep_original = True  # until a later step changes the pixels
+    # TensorFlow ignores EXIF: turned pixels are stored re-encoded, upright.
+    image.keep_original = not turned  # until a later step changes the pixels
     return image
 
 
@@ -954,17 +984,20 @@ class ImageFolderBuilder(CleanedBuilder, skip_registration=True):
             leakage, reader = LeakageShare(drop_from_test=drop_leaked), None
         else:
             leakage = LeakageCheck(drop_from_test=drop_leaked)
-            reader = SplitReader(archive, self.decode_spec(), order=SPLITS)
-        return {split: self._generate_examples(archive, split, leakage, reader) for split in SPLITS}
+            reader = SplitReader(archive, self.decode_spec(), order=archive.splits)
+        return {split: self._generate_examples(archive, split, leakage, reader)
+                for split in archive.splits}
 
     def _generate_examples(self, archive: FolderArchive, split: str,
                            leakage: LeakageCheck | LeakageShare, reader: SplitReader | None):
         if reader is not None:
             return self._generate_locally(archive, split, leakage, reader)
         spec = self.decode_spec()
-        if split != "train":
+        if split == "test":
             leakage.train_plan = beam_plan(self.info.full_name, archive, "train", spec,
                                            None, encode=False)
+        elif split != "train":
+            leakage = None  # the leakage rule compares test with train only
         return self.beam_examples(beam_plan(self.info.full_name, archive, split, spec, leakage))
 
     def _generate_locally(self, archive: FolderArchive, split: str, leakage: LeakageCheck,
@@ -973,7 +1006,7 @@ class ImageFolderBuilder(CleanedBuilder, skip_registration=True):
         rules = [no_repeated_images()]
         if split == "train":
             rules.append(leakage.remember)
-        else:
+        elif split == "test":  # the leakage rule compares test with train only
             if not leakage.train_known:
                 # TFDS wrote test first (or alone): learn train's pixels now.
                 leakage.learn_train(read_split(archive, "train", spec, encode=False))
@@ -982,5 +1015,5 @@ class ImageFolderBuilder(CleanedBuilder, skip_registration=True):
                                          folder_example)
         if split == "train":
             leakage.train_known = True
-        else:
+        elif split == "test":
             self.info.metadata["leakage"] = leakage.report()
