@@ -17,21 +17,28 @@ Two kinds of catalog exist:
   per entry (`builder_class`), registered under the entry's name.
 
 Every problem is a `CatalogError` naming the file, the entry and the field.
-A local path may only point beneath an allowed root (`allowed_roots`), so
-that a catalog found on a shared disk cannot make a build read arbitrary
-files of the machine that builds it.
+A catalog is untrusted input (docs/SECURITY.md): every name that becomes part
+of a path matches a strict pattern, every size and count has a cap, and a
+local path may only point beneath an allowed root (`allowed_roots`), so that
+a catalog found on a shared disk cannot make a build read arbitrary files of
+the machine that builds it. The roots are checked on the real path (after
+percent-decoding, `~`, `..` and symlinks) when the catalog is read, and again
+right before a build opens the file (`source_path`, `open_beneath`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import os
 import re
+import stat
 import tomllib
+import unicodedata
 import urllib.parse
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, BinaryIO, Iterable
 
 CATALOG_ENV = "SIGN_DATASETS_CATALOG"
 ALLOWED_ROOTS_ENV = "SIGN_DATASETS_ALLOWED_ROOTS"
@@ -71,10 +78,30 @@ CLEANING_FIELDS = {
     "base64_json": {},
 }
 
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_SPLIT = re.compile(r"^[a-z][a-z0-9_]*$")
+# Names that become parts of data-dir paths. Matched with fullmatch: `$`
+# would let a trailing newline through, `\d` any Unicode digit.
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_CONFIG_NAME = re.compile(r"[a-z0-9][a-z0-9_]{0,63}")
+_VERSION = re.compile(r"[0-9]{1,9}\.[0-9]{1,9}\.[0-9]{1,9}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_SPLIT = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+# Caps: past one, a clear CatalogError instead of work or memory without bound.
+MAX_CATALOG_BYTES = 16 * 1024 * 1024
+MAX_ENTRIES = 1_000
+MAX_SOURCES = 1_000
+MAX_CONFIGS = 100
+MAX_RELEASE_NOTES = 1_000
+MAX_CLASSES = 10_000
+MAX_CLASS_NAME = 200
+MAX_TEXT = 64 * 1024            # description, citation, license, release notes
+MAX_LOCATION = 4_096            # location, object, member, homepage
+MAX_SIDE = 16_384
+MAX_IMAGE_VALUES = 40_000_000   # height * width * channels, as images.MAX_IMAGE_PIXELS
+MAX_CSV_VALUES = 1_000_000      # a csv_pixels row holds one column per value
+# Unicode categories no name may hold: controls (newlines included), format
+# characters (bidi overrides, zero-width), line and paragraph separators.
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
                list: "an array", dict: "a table"}
@@ -101,6 +128,22 @@ def _expected(types: tuple[type, ...]) -> str:
     return " or ".join(_TYPE_NAMES[t] for t in types)
 
 
+def _shown(value: Any, limit: int = 80) -> str:
+    """repr of a value for a message, cut: a hostile value must not flood it."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _key_shown(key: str) -> str:
+    """A TOML key for a field name in a message: as written when short and plain."""
+    return key if len(key) <= 40 and _forbidden_char(key) is None else _shown(key, 40)
+
+
+def _forbidden_char(text: str) -> str | None:
+    """The first control or format character of `text`, if any."""
+    return next((c for c in text if unicodedata.category(c) in _FORBIDDEN_CATEGORIES), None)
+
+
 def _is(value: Any, types: tuple[type, ...]) -> bool:
     # TOML booleans are Python ints too; `true` is no count.
     if isinstance(value, bool) and bool not in types:
@@ -122,12 +165,36 @@ class Source:
     sha256: str | None = None
     config: str | None = None
     field: str = ""          # where it is declared, e.g. "sources[0]"
+    # Set when two sources of an entry share a file name: a longer path
+    # suffix that tells them apart (see `_distinct_labels`).
+    name: str | None = None
 
     @property
     def label(self) -> str:
-        """The name messages use: the file's name, and the member inside it."""
-        base = self.target.rstrip("/").rsplit("/", 1)[-1] or self.target
+        """The name keys and messages use: the file's name, and the member
+        inside it; a longer path suffix when another source shares that name."""
+        return self.name if self.name is not None else self.suffix_label(1)
+
+    def path_parts(self) -> list[str]:
+        """The parts of where the source is, host first for a URL."""
+        if self.kind == "url":
+            parts = urllib.parse.urlsplit(self.target)
+            return [parts.netloc] + [p for p in parts.path.split("/") if p]
+        return [p for p in self.target.split("/") if p] or [self.target]
+
+    def suffix_label(self, depth: int) -> str:
+        """The last `depth` parts of the source's path, and its member."""
+        if depth == 1:
+            # The historic label: keys of existing datasets keep their bytes.
+            base = self.target.rstrip("/").rsplit("/", 1)[-1] or self.target
+        else:
+            base = "/".join(self.path_parts()[-depth:])
         return f"{base}/{self.member}" if self.member else base
+
+    @property
+    def where_field(self) -> str:
+        """The field that names this source's file, e.g. "sources[0].location"."""
+        return f"{self.field}.{'object' if self.kind == 'object' else 'location'}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,6 +254,18 @@ class Entry:
 
 # --- allowed roots ------------------------------------------------------------------
 
+class PathRefused(ValueError):
+    """A local path that leads outside the allowed roots, or is no file to read."""
+
+
+def _expand_root(raw: str, variable: str) -> Path:
+    try:
+        return Path(raw).expanduser().resolve()
+    except RuntimeError:    # ~nosuchuser
+        raise PathRefused(f"{variable}={raw!r}: no such user's home; give the folder "
+                          "as an absolute path") from None
+
+
 def allowed_roots(catalog_file: Path) -> list[Path]:
     """Where a catalog's local paths may point: the catalog's own folder, the
     SIGN_DATASETS_SOURCE folder and every folder of SIGN_DATASETS_ALLOWED_ROOTS.
@@ -202,10 +281,10 @@ def allowed_roots(catalog_file: Path) -> list[Path]:
         if parts.scheme == "file":
             roots.append(Path(urllib.parse.unquote(parts.path)).resolve())
         elif len(parts.scheme) <= 1:
-            roots.append(Path(raw_source).expanduser().resolve())
+            roots.append(_expand_root(raw_source, sources.SOURCE_ENV))
     for raw in os.environ.get(ALLOWED_ROOTS_ENV, "").split(":"):
         if raw.strip():
-            roots.append(Path(raw.strip()).expanduser().resolve())
+            roots.append(_expand_root(raw.strip(), ALLOWED_ROOTS_ENV))
     return list(dict.fromkeys(roots))
 
 
@@ -213,22 +292,204 @@ def _beneath(path: Path, roots: Iterable[Path]) -> bool:
     return any(path == root or root in path.parents for root in roots)
 
 
+def resolve_beneath(path: str | Path, roots: Iterable[Path], base: Path | None = None) -> Path:
+    """The real path `path` names now (`~` expanded, relative to `base`,
+    `..` and every symlink resolved), if it lies beneath one of `roots`.
+
+    Raises PathRefused otherwise. The answer holds only now: call it right
+    before opening, and open what it returns (`open_beneath` does both).
+    """
+    roots = list(roots)
+    text = os.fspath(path)
+    bad = _forbidden_char(text)
+    if bad is not None:
+        raise PathRefused(f"{_shown(text)} holds the control character {bad!r}")
+    try:
+        expanded = Path(text).expanduser()
+    except RuntimeError:
+        user = text[1:].split("/", 1)[0]
+        raise PathRefused(f"{_shown(text)}: no user {_shown(user)} on this machine, so '~' "
+                          "names no folder; give the path relative to the catalog") from None
+    if not expanded.is_absolute():
+        expanded = (base or Path.cwd()) / expanded
+    try:
+        real = expanded.resolve()
+    except (OSError, RuntimeError, ValueError) as error:   # a symlink loop, ENAMETOOLONG
+        raise PathRefused(f"{_shown(text)} cannot be resolved "
+                          f"({type(error).__name__}: {getattr(error, 'strerror', None) or error})"
+                          ) from None
+    if not _beneath(real, roots):
+        raise PathRefused(f"{real} is outside the allowed roots "
+                          f"({', '.join(map(str, roots))}); add its folder to "
+                          f"{ALLOWED_ROOTS_ENV} to allow it")
+    return real
+
+
+def _opened_path(fd: int) -> Path | None:
+    """The path the kernel says an open file has (Linux), or None."""
+    try:
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        return None
+
+
+def open_beneath(path: str | Path, roots: Iterable[Path]) -> BinaryIO:
+    """Opens a regular file for reading only if the file actually opened lies
+    beneath `roots`: resolved now, its last part opened without following a
+    symlink, and on Linux the opened file's own path checked again, so a
+    symlink swapped in meanwhile leads nowhere. A FIFO or device is refused
+    rather than read (it could block a build forever)."""
+    roots = list(roots)
+    real = resolve_beneath(path, roots)
+    flags = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+             | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fd = os.open(real, flags)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise PathRefused(f"{real} became a symbolic link after it was checked") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise PathRefused(f"{real} is not a regular file")
+        opened = _opened_path(fd)
+        if opened is not None and not _beneath(opened, roots):
+            raise PathRefused(f"{real} led to {opened}, outside the allowed roots")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def source_path(entry: "Entry", source: "Source") -> Path | None:
+    """The real local file a source is read from, checked beneath the allowed
+    roots now; None for a source that is not on this machine.
+
+    Every opener of a catalog source calls this right before opening, and
+    opens what it returns: the catalog was checked when it was read, but a
+    symlink may have been swapped since. Raises CatalogError naming the field.
+    """
+    if source.kind == "path":
+        raw = source.target
+    elif source.kind == "object":
+        from sign_datasets import sources
+        local = sources.local_path(sources.object_url(source.target))
+        if local is None:
+            return None
+        raw = os.fspath(local)
+    else:
+        return None
+    try:
+        real = resolve_beneath(raw, allowed_roots(entry.file))
+    except PathRefused as error:
+        raise entry.error(source.where_field, str(error)) from None
+    if real.exists() and not real.is_file():
+        raise entry.error(source.where_field, f"{real} is not a regular file")
+    return real
+
+
 # --- validation ------------------------------------------------------------------------
 
 def classify_location(text: str) -> tuple[str, str] | None:
-    """("url", url) or ("path", path as written), or None when it is neither."""
-    if not text.strip() or any(c in text for c in "\0\r\n"):
+    """("url", url) or ("path", path: as written, or a file:// URL's path
+    percent-decoded), or None when it is neither."""
+    if not text.strip() or _forbidden_char(text) is not None:
         return None
-    parts = urllib.parse.urlsplit(text)
+    try:
+        parts = urllib.parse.urlsplit(text)
+    except ValueError:      # "http://[::1": a bracket never closed
+        return None
     scheme = parts.scheme.lower()
     if scheme in URL_SCHEMES:
         return ("url", text) if parts.netloc else None
     if scheme == "file":
         path = urllib.parse.unquote(parts.path)
-        return ("path", path) if parts.netloc in ("", "localhost") and path.startswith("/") else None
+        if (parts.netloc not in ("", "localhost") or not path.startswith("/")
+                or parts.query or parts.fragment or _forbidden_char(path) is not None):
+            return None
+        return "path", path
     if len(scheme) > 1:   # ftp:, s3:, mailto: ... (one letter is a drive)
         return None
     return "path", text
+
+
+def _fully_decoded(text: str) -> str:
+    """`text` percent-decoded until it stops changing: `%252e` is `.` to a
+    server that decodes twice."""
+    for _ in range(4):
+        decoded = urllib.parse.unquote(text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
+def object_name_problem(name: str) -> str | None:
+    """Why `name` is no object name under SIGN_DATASETS_SOURCE, or None."""
+    if not name.strip():
+        return "is empty"
+    if len(name) > MAX_LOCATION:
+        return f"is longer than {MAX_LOCATION:,} characters"
+    if "?" in name or "#" in name:
+        return "holds '?' or '#'; an object name is a path, not a URL"
+    for text in (name, _fully_decoded(name)):
+        bad = _forbidden_char(text)
+        if bad is not None:
+            return f"holds the control character {bad!r}"
+        if "\\" in text:
+            return "holds a backslash; separate folders with '/'"
+        if text.startswith(("/", "~")):
+            return "must be relative to SIGN_DATASETS_SOURCE"
+        if any(part in ("", ".", "..") for part in text.split("/")):
+            return "has an empty, '.' or '..' part (percent-encoded ones count)"
+    return None
+
+
+def class_name_problem(name: str) -> str | None:
+    """Why `name` (NFC) cannot be a class name, or None.
+
+    Class names end up in labels.txt (one per line), on pages and in zip
+    folder matches: nothing invisible, nothing that reads as a path.
+    """
+    if not name.strip():
+        return "is empty"
+    if len(name) > MAX_CLASS_NAME:
+        return f"is {len(name):,} characters long, more than {MAX_CLASS_NAME}"
+    bad = _forbidden_char(name)
+    if bad is not None:
+        return f"holds the control or format character {bad!r}"
+    if "/" in name or "\\" in name:
+        return "holds '/' or '\\'"
+    if name != name.strip():
+        return "has leading or trailing whitespace"
+    if name in (".", ".."):
+        return "is '.' or '..'"
+    return None
+
+
+def _distinct_labels(sources: list[Source]) -> list[Source]:
+    """The sources, those sharing a file name labelled by the shortest path
+    suffix that tells them apart (`2023/data.csv`, `2024/data.csv`): keys
+    stay unique and say which file a record came from. Sources with a name
+    of their own keep the historic label, so existing datasets keep their keys."""
+    groups: dict[str, list[Source]] = {}
+    for source in sources:
+        groups.setdefault(source.label, []).append(source)
+    names: dict[str, str] = {}
+    for group in groups.values():
+        files = {(s.kind, s.target, s.member): s for s in group}
+        if len(files) == 1:
+            continue
+        deepest, depth = max(len(s.path_parts()) for s in group), 1
+        for depth in range(2, deepest + 1):
+            labels = {s.suffix_label(depth) for s in files.values()}
+            if len(labels) == len(files):
+                break
+        for source in group:
+            names[source.field] = source.suffix_label(depth)
+    return [dataclasses.replace(s, name=names[s.field]) if s.field in names else s
+            for s in sources]
 
 
 class _Checker:
@@ -237,7 +498,7 @@ class _Checker:
     def __init__(self, file: Path, index: int, raw: Any, roots: list[Path]):
         self.file, self.index, self.raw, self.roots = file, index, raw, roots
         name = raw.get("name") if isinstance(raw, dict) else None
-        self.entry = repr(name) if isinstance(name, str) and name else f"#{index + 1} (no name)"
+        self.entry = _shown(name) if isinstance(name, str) and name else f"#{index + 1} (no name)"
 
     def fail(self, field: str | None, problem: str) -> CatalogError:
         return CatalogError(self.file, self.entry, field, problem)
@@ -248,7 +509,7 @@ class _Checker:
         prefix = f"{where}." if where else ""
         for key, value in raw.items():
             if key not in fields:
-                raise self.fail(prefix + key, "unknown key; known keys are "
+                raise self.fail(prefix + _key_shown(key), "unknown key; known keys are "
                                 + ", ".join(sorted(fields)))
             if not _is(value, fields[key]):
                 raise self.fail(prefix + key, f"expected {_expected(fields[key])}, "
@@ -258,89 +519,178 @@ class _Checker:
                 raise self.fail(prefix + key, "missing")
         return raw
 
-    def size(self, value: Any, field: str) -> tuple[int, int] | None:
+    def count(self, values: Any, field: str, cap: int, what: str) -> None:
+        if len(values) > cap:
+            raise self.fail(field, f"{len(values):,} {what}, more than the {cap:,} a catalog "
+                                   "entry may have")
+
+    def text(self, value: str, field: str, cap: int = MAX_TEXT) -> str:
+        if len(value) > cap:
+            raise self.fail(field, f"{len(value):,} characters, more than {cap:,}; shorten it "
+                                   "or link to a longer text from `homepage`")
+        return value
+
+    def size(self, value: Any, field: str, channels: int,
+             max_values: int = MAX_IMAGE_VALUES) -> tuple[int, int] | None:
         if value is None:
             return None
         if (len(value) != 2 or not all(_is(v, (int,)) for v in value)
-                or not all(0 < v <= 100_000 for v in value)):
+                or not all(v > 0 for v in value)):
             raise self.fail(field, f"expected [height, width] of two positive integers, "
-                                   f"found {value!r}")
-        return int(value[0]), int(value[1])
+                                   f"found {_shown(value)}")
+        height, width = int(value[0]), int(value[1])
+        if max(height, width) > MAX_SIDE:
+            raise self.fail(field, f"{height}x{width}: a side may be at most {MAX_SIDE:,} pixels")
+        if height * width * channels > max_values:
+            raise self.fail(field, f"{height}x{width}x{channels} is {height * width * channels:,} "
+                                   f"values per image, more than {max_values:,}")
+        return height, width
 
     def check(self) -> Entry:
         fields = {key: types for key, (types, _) in ENTRY_FIELDS.items()}
         raw = self.table(self.raw, fields, "",
                          [key for key, (_, required) in ENTRY_FIELDS.items() if required])
-        name = raw["name"]
-        if not _NAME.match(name):
-            raise self.fail("name", f"{name!r} is not a dataset name: lowercase letters, digits "
-                                    "and '_', starting with a letter")
-        if not _VERSION.match(raw["version"]):
-            raise self.fail("version", f"{raw['version']!r} is not MAJOR.MINOR.PATCH")
-        notes = raw.get("release_notes", {})
-        for version, text in notes.items():
-            if not _VERSION.match(version):
-                raise self.fail(f"release_notes.{version}", "not a MAJOR.MINOR.PATCH version")
-            if not isinstance(text, str):
-                raise self.fail(f"release_notes.{version}",
-                                f"expected a string, found {_type_name(text)}")
+        name, notes = self.name_and_versions(raw)
         fmt = raw["format"]
         if fmt not in FORMATS:
-            raise self.fail("format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
-
+            raise self.fail("format", f"{_shown(fmt)} is not one of {', '.join(FORMATS)}")
         image = self.table(raw["image"], IMAGE_FIELDS, "image", ["mode"])
         if image["mode"] not in MODES:
-            raise self.fail("image.mode", f"{image['mode']!r} is not one of L, RGB")
-        size = self.size(image.get("size"), "image.size")
+            raise self.fail("image.mode", f"{_shown(image['mode'])} is not one of L, RGB")
+        channels = MODES[image["mode"]]
+        # A csv_pixels row holds every value as a column: a smaller cap.
+        size = self.size(image.get("size"), "image.size", channels,
+                         MAX_CSV_VALUES if fmt == "csv_pixels" else MAX_IMAGE_VALUES)
         if size is None and fmt != "zip_folders":
             raise self.fail("image.size", f"missing; {fmt} stores images of one fixed size")
-
-        classes = raw["classes"]
-        if not classes:
-            raise self.fail("classes", "empty; list the class names")
-        for i, value in enumerate(classes):
-            if not isinstance(value, str) or not value.strip():
-                raise self.fail(f"classes[{i}]", f"expected a non-empty string, found {value!r}")
-        repeated = sorted({c for c in classes if classes.count(c) > 1})
-        if repeated:
-            raise self.fail("classes", f"repeated class names: {repeated}")
-
-        csv_labels = raw.get("csv_labels")
-        if csv_labels is not None:
-            if fmt != "csv_pixels":
-                raise self.fail("csv_labels", f"only csv_pixels datasets map file labels, "
-                                              f"this one is {fmt}")
-            if len(csv_labels) != len(classes) or not all(_is(v, (int,)) for v in csv_labels):
-                raise self.fail("csv_labels", f"expected {len(classes)} integers (the file's "
-                                              f"label of each class), found {csv_labels!r}")
-            if len(set(csv_labels)) != len(csv_labels):
-                raise self.fail("csv_labels", "two classes share a file label")
+        classes = self.classes(raw["classes"])
+        csv_labels = self.csv_labels(raw.get("csv_labels"), fmt, classes)
 
         cleaning = self.table(raw.get("cleaning", {}), CLEANING_FIELDS[fmt], "cleaning")
         share = cleaning.get("max_failed_share")
         if share is not None and not 0 <= share <= 1:
             raise self.fail("cleaning.max_failed_share", f"{share} is not between 0 and 1")
 
+        configs = self.configs(raw.get("configs", []), fmt, channels)
+        config_names = [c.name for c in configs]
+        sources = self.sources(raw["sources"], fmt, config_names)
+        return Entry(
+            file=self.file, index=self.index, name=name, version=raw["version"],
+            description=self.text(raw["description"], "description").strip(), format=fmt,
+            sources=sources, mode=image["mode"], classes=classes, size=size,
+            release_notes=dict(notes), csv_labels=csv_labels, cleaning=dict(cleaning),
+            configs=tuple(configs), homepage=self.homepage(raw.get("homepage", "")),
+            license=self.text(raw.get("license", ""), "license"),
+            citation=self.text(raw.get("citation", ""), "citation").strip())
+
+    def name_and_versions(self, raw: dict) -> tuple[str, dict]:
+        name = raw["name"]
+        if not _NAME.fullmatch(name):
+            raise self.fail("name", f"{_shown(name)} is not a dataset name: lowercase letters, "
+                                    "digits and '_', starting with a letter, at most 64")
+        if not _VERSION.fullmatch(raw["version"]):
+            raise self.fail("version", f"{_shown(raw['version'])} is not MAJOR.MINOR.PATCH")
+        notes = raw.get("release_notes", {})
+        self.count(notes, "release_notes", MAX_RELEASE_NOTES, "release notes")
+        for version, text in notes.items():
+            if not _VERSION.fullmatch(version):
+                raise self.fail(f"release_notes.{_key_shown(version)}",
+                                "not a MAJOR.MINOR.PATCH version")
+            if not isinstance(text, str):
+                raise self.fail(f"release_notes.{version}",
+                                f"expected a string, found {_type_name(text)}")
+            self.text(text, f"release_notes.{version}")
+        return name, notes
+
+    def homepage(self, url: str) -> str:
+        if not url:
+            return ""
+        found = classify_location(url) if len(url) <= MAX_LOCATION else None
+        if (found is None or found[0] != "url" or not url.lower().startswith(("http://", "https://"))
+                or any(c.isspace() for c in url)):
+            raise self.fail("homepage", f"{_shown(url)} is not an http(s) URL")
+        return url
+
+    def classes(self, raw: list) -> tuple[str, ...]:
+        if not raw:
+            raise self.fail("classes", "empty; list the class names")
+        self.count(raw, "classes", MAX_CLASSES, "classes")
+        names = []
+        for i, value in enumerate(raw):
+            if not isinstance(value, str):
+                raise self.fail(f"classes[{i}]", f"expected a string, found {_type_name(value)}")
+            name = unicodedata.normalize("NFC", value)
+            problem = class_name_problem(name)
+            if problem is not None:
+                raise self.fail(f"classes[{i}]", f"{_shown(value)} {problem}")
+            names.append(name)
+        self.no_twin_classes(raw, names)
+        return tuple(names)
+
+    def no_twin_classes(self, raw: list[str], names: list[str]) -> None:
+        """Refuses two classes a reader could not tell apart: labels are
+        compared exactly (after NFC), so such twins would split one class."""
+        exact: dict[str, int] = {}
+        folded: dict[str, int] = {}
+        for i, name in enumerate(names):
+            j = exact.get(name)
+            if j is not None and raw[i] != raw[j]:
+                raise self.fail("classes", f"classes[{j}] {ascii(raw[j])} and classes[{i}] "
+                                           f"{ascii(raw[i])} differ only by Unicode "
+                                           "normalisation; keep one")
+            if j is not None:
+                raise self.fail("classes", f"classes[{j}] and classes[{i}] are both "
+                                           f"{_shown(name)}; keep one")
+            key = unicodedata.normalize("NFC", name.casefold())
+            j = folded.get(key)
+            if j is not None:
+                raise self.fail("classes", f"classes[{j}] {_shown(names[j])} and classes[{i}] "
+                                           f"{_shown(name)} differ only in letter case; "
+                                           "rename or merge them")
+            exact[name], folded[key] = i, i
+
+    def csv_labels(self, csv_labels: Any, fmt: str, classes: tuple) -> tuple[int, ...] | None:
+        if csv_labels is None:
+            return None
+        if fmt != "csv_pixels":
+            raise self.fail("csv_labels", f"only csv_pixels datasets map file labels, "
+                                          f"this one is {fmt}")
+        if len(csv_labels) != len(classes) or not all(_is(v, (int,)) for v in csv_labels):
+            raise self.fail("csv_labels", f"expected {len(classes)} integers (the file's "
+                                          f"label of each class), found {_shown(csv_labels)}")
+        if len(set(csv_labels)) != len(csv_labels):
+            raise self.fail("csv_labels", "two classes share a file label")
+        return tuple(csv_labels)
+
+    def configs(self, raw: list, fmt: str, channels: int) -> list[ConfigDecl]:
+        self.count(raw, "configs", MAX_CONFIGS, "configs")
         configs = []
-        for i, config in enumerate(raw.get("configs", [])):
+        for i, config in enumerate(raw):
             where = f"configs[{i}]"
             config = self.table(config, CONFIG_FIELDS, where, ["name"])
+            if not _CONFIG_NAME.fullmatch(config["name"]):
+                raise self.fail(f"{where}.name", f"{_shown(config['name'])} is not a config "
+                                                 "name: lowercase letters, digits and '_', "
+                                                 "not starting with '_', at most 64")
             if fmt != "zip_folders":
                 for key in ("size", "drop_leaked_from_test"):
                     if key in config:
                         raise self.fail(f"{where}.{key}", "only zip_folders configs have it")
             configs.append(ConfigDecl(
-                name=config["name"], description=config.get("description", ""),
-                size=self.size(config.get("size"), f"{where}.size"),
+                name=config["name"],
+                description=self.text(config.get("description", ""), f"{where}.description"),
+                size=self.size(config.get("size"), f"{where}.size", channels),
                 drop_leaked_from_test=config.get("drop_leaked_from_test", False)))
-        config_names = [c.name for c in configs]
-        if len(set(config_names)) != len(config_names):
-            raise self.fail("configs", f"repeated config names: {config_names}")
+        names = [c.name for c in configs]
+        if len(set(names)) != len(names):
+            raise self.fail("configs", f"repeated config names: {names}")
+        return configs
 
-        sources = tuple(self.source(i, value, fmt, config_names)
-                        for i, value in enumerate(raw["sources"]))
-        if not sources:
+    def sources(self, raw: list, fmt: str, config_names: list[str]) -> tuple[Source, ...]:
+        if not raw:
             raise self.fail("sources", "empty; name at least one source")
+        self.count(raw, "sources", MAX_SOURCES, "sources")
+        sources = [self.source(i, value, fmt, config_names) for i, value in enumerate(raw)]
         if fmt == "zip_folders" and len(sources) != 1:
             raise self.fail("sources", "a zip_folders dataset reads one zip holding both splits")
         for config in config_names or [None]:
@@ -348,14 +698,28 @@ class _Checker:
                                                 if s.config in (None, config)):
                 raise self.fail("sources", "no source for the train split"
                                 + (f" of config {config!r}" if config else ""))
-        return Entry(
-            file=self.file, index=self.index, name=name, version=raw["version"],
-            description=raw["description"].strip(), format=fmt, sources=sources,
-            mode=image["mode"], classes=tuple(classes), size=size, release_notes=dict(notes),
-            csv_labels=tuple(csv_labels) if csv_labels is not None else None,
-            cleaning=dict(cleaning), configs=tuple(configs),
-            homepage=raw.get("homepage", ""), license=raw.get("license", ""),
-            citation=raw.get("citation", "").strip())
+        self.no_repeated_sources(sources)
+        sources = _distinct_labels(sources)
+        labels = [s.label for s in sources]
+        clash = next((s for s in sources if labels.count(s.label) > 1
+                      and any((o.target, o.member) != (s.target, s.member)
+                              for o in sources if o.label == s.label)), None)
+        if clash is not None:
+            raise self.fail(clash.where_field, f"two different sources are both named "
+                                               f"{_shown(clash.label)}; rename one file")
+        return tuple(sources)
+
+    def no_repeated_sources(self, sources: list[Source]) -> None:
+        """One file read twice into one split would repeat its keys."""
+        seen: dict[tuple, Source] = {}
+        for source in sources:
+            key = (source.kind, source.target, source.member, source.split)
+            first = seen.get(key)
+            if first is not None and (None in (first.config, source.config)
+                                      or first.config == source.config):
+                raise self.fail(source.where_field, f"repeats {first.field} for split "
+                                                    f"{source.split!r}; list each file once")
+            seen.setdefault(key, source)
 
     def source(self, i: int, raw: Any, fmt: str, config_names: list[str]) -> Source:
         where = f"sources[{i}]"
@@ -365,68 +729,117 @@ class _Checker:
             raise self.fail(f"{where}.location", "give either `location` (a URL or a path) or "
                                                  "`object` (a name under SIGN_DATASETS_SOURCE)")
         if "object" in raw:
-            kind, target = "object", raw["object"]
-            if not target.strip() or target.startswith("/") or ".." in target.split("/"):
-                raise self.fail(f"{where}.object", f"{target!r} is not an object name")
+            kind, target = "object", self.object_name(raw["object"], f"{where}.object")
         else:
-            found = classify_location(raw["location"])
-            if found is None:
-                raise self.fail(f"{where}.location",
-                                f"{raw['location']!r} is neither a URL (http, https, gs, "
-                                "file) nor a path")
-            kind, target = found
-            if kind == "path":
-                path = Path(target).expanduser()
-                if not path.is_absolute():
-                    path = self.file.resolve().parent / path
-                resolved = path.resolve()
-                if not _beneath(resolved, self.roots):
-                    raise self.fail(f"{where}.location",
-                                    f"{resolved} is outside the allowed roots "
-                                    f"({', '.join(map(str, self.roots))}); add its folder to "
-                                    f"{ALLOWED_ROOTS_ENV} to allow it")
-                target = str(resolved)
+            kind, target = self.location(raw["location"], f"{where}.location")
         sha = raw.get("sha256")
-        if sha is not None and not _SHA256.match(sha.lower()):
-            raise self.fail(f"{where}.sha256", f"{sha!r} is not 64 hexadecimal digits")
+        if sha is not None and not _SHA256.fullmatch(sha.lower()):
+            raise self.fail(f"{where}.sha256", f"{_shown(sha)} is not 64 hexadecimal digits")
         split = raw.get("split", "train")
         if fmt == "zip_folders":
             for key in ("split", "member", "config"):
                 if key in raw:
                     raise self.fail(f"{where}.{key}", "a zip_folders source is the zip itself; "
                                                       "its folders name the splits")
-        elif not _SPLIT.match(split):
-            raise self.fail(f"{where}.split", f"{split!r} is not a split name")
+        elif not _SPLIT.fullmatch(split):
+            raise self.fail(f"{where}.split", f"{_shown(split)} is not a split name: lowercase "
+                                              "letters, digits and '_', at most 64")
+        member = raw.get("member")
+        if member is not None and (not member.strip() or len(member) > MAX_LOCATION
+                                   or _forbidden_char(member) is not None):
+            raise self.fail(f"{where}.member", f"{_shown(member)} is not a member name")
         config = raw.get("config")
         if config is not None and config not in config_names:
-            raise self.fail(f"{where}.config", f"no config {config!r} in `configs`")
-        return Source(kind=kind, target=target, split=split, member=raw.get("member"),
+            raise self.fail(f"{where}.config", f"no config {_shown(config)} in `configs`")
+        return Source(kind=kind, target=target, split=split, member=member,
                       sha256=sha.lower() if sha else None, config=config, field=where)
+
+    def object_name(self, name: str, field: str) -> str:
+        problem = object_name_problem(name)
+        if problem is not None:
+            raise self.fail(field, f"{_shown(name)} is not an object name: it {problem}")
+        from sign_datasets import sources
+        try:
+            local = sources.local_path(sources.object_url(name))
+        except sources.SourceConfigError:
+            return name     # a setting's error, reported where the setting is used
+        if local is not None:
+            self.local(os.fspath(local), field)
+        return name
+
+    def location(self, text: str, field: str) -> tuple[str, str]:
+        found = classify_location(text) if len(text) <= MAX_LOCATION else None
+        if found is None:
+            raise self.fail(field, f"{_shown(text)} is neither a URL (http, https, gs, file) "
+                                   f"nor a path of at most {MAX_LOCATION:,} characters without "
+                                   "control characters")
+        kind, target = found
+        return (kind, str(self.local(target, field))) if kind == "path" else (kind, target)
+
+    def local(self, path: str, field: str) -> Path:
+        try:
+            return resolve_beneath(path, self.roots, base=self.file.resolve().parent)
+        except PathRefused as error:
+            raise self.fail(field, str(error)) from None
+
+
+def _read_catalog(path: Path) -> str:
+    """The text of a catalog file: a regular file of at most MAX_CATALOG_BYTES
+    of UTF-8 (opened without blocking: a FIFO would wait forever)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise CatalogError(path, None, None, f"no such catalog file (named by {CATALOG_ENV}?)") \
+            from None
+    except OSError as error:
+        raise CatalogError(path, None, None, f"cannot be read: {error.strerror}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise CatalogError(path, None, None, "is a folder; name the catalog's .toml file"
+                           if stat.S_ISDIR(mode) else "is not a regular file")
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb") as stream:
+        try:
+            data = stream.read(MAX_CATALOG_BYTES + 1)
+        except OSError as error:
+            raise CatalogError(path, None, None, f"cannot be read: {error.strerror}") from None
+    if len(data) > MAX_CATALOG_BYTES:
+        raise CatalogError(path, None, None, f"larger than {MAX_CATALOG_BYTES // 2**20} MiB; "
+                                             "split it into several catalogs")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise CatalogError(path, None, None, f"not UTF-8 text (byte {error.start} is "
+                                             f"{data[error.start]:#04x})") from None
 
 
 def load_catalog(path: Path | str) -> list[Entry]:
     """Parses and checks one catalog file (names within the file are unique)."""
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise CatalogError(path, None, None, f"no such catalog file (named by {CATALOG_ENV}?)") \
-            from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise CatalogError(path, None, None, f"cannot be read: {error}") from None
+    text = _read_catalog(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise CatalogError(path, None, None, f"not valid TOML: {error}") from None
+    except RecursionError:
+        raise CatalogError(path, None, None, "arrays or tables nested too deeply") from None
     unknown = sorted(set(data) - {"dataset"})
     if unknown:
-        raise CatalogError(path, None, unknown[0], "unknown key; a catalog holds "
-                                                   "[[dataset]] entries only")
+        raise CatalogError(path, None, _key_shown(unknown[0]),
+                           "unknown key; a catalog holds [[dataset]] entries only")
     raw_entries = data.get("dataset", [])
     if not isinstance(raw_entries, list):
         raise CatalogError(path, None, "dataset", "expected [[dataset]] entries (an array of "
                                                   "tables)")
-    roots = allowed_roots(path)
+    if len(raw_entries) > MAX_ENTRIES:
+        raise CatalogError(path, None, "dataset", f"{len(raw_entries):,} entries, more than "
+                                                  f"{MAX_ENTRIES:,}; split the catalog")
+    try:
+        roots = allowed_roots(path)
+    except PathRefused as error:
+        raise CatalogError(path, None, None, str(error)) from None
     entries: list[Entry] = []
     for index, raw in enumerate(raw_entries):
         entry = _Checker(path, index, raw, roots).check()
@@ -468,7 +881,8 @@ def all_entries() -> list[Entry]:
 
 
 def catalog_paths_from_env() -> list[Path]:
-    return [Path(p).expanduser() for p in os.environ.get(CATALOG_ENV, "").split(":") if p.strip()]
+    from sign_datasets import settings
+    return settings.path_list(CATALOG_ENV)
 
 
 def _tfds_names() -> set[str]:

@@ -61,11 +61,11 @@ def write_base64(root: Path) -> None:
     (root / "b64").mkdir()
     (root / "b64/first.json").write_text(json.dumps(
         {"dog": b64(picture(1, (12, 12), "L")), "cat": b64(picture(2, (12, 12), "L")),
-         "cow": b64(picture(3, (12, 12), "L")),                       # unknown_label
-         "Dog": "!!! not base64"}))                                  # bad_base64
+         "cow": b64(picture(3, (12, 12), "L"))}))                     # unknown_label
     records = [{"label": "cat", "image": b64(picture(10 + i, (12, 12), "L"))} for i in range(5)]
     records.append({"label": "dog", "image": b64(picture(20, (30, 30), "L"))})   # resized
     records.append({"label": "dog", "image": base64.b64encode(b"no picture").decode()})
+    records.append({"label": "dog", "image": "!!! not base64"})                  # bad_base64
     (root / "b64/second.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
 
 
@@ -81,7 +81,7 @@ def write_urls(bucket: Path, base_url: str) -> None:
         return json.dumps({"content": f"{base_url}img/{name}", "label": label})
 
     first = [line(f"{i}.png", ("dog", "cat")[i % 2]) for i in range(6)]
-    first += [line("missing.png", "dog"), line("big.png", "CAT ")]
+    first += [line("missing.png", "dog"), line("big.png", "cat")]
     second = [line(f"{i}.png", ("dog", "cat")[i % 2]) for i in range(6, 12)]
     second += [line("text.png", "dog"), line("0.png", "horse")]
     (bucket / "first.jsonl").write_text("\n".join(first) + "\n")

@@ -634,8 +634,9 @@ def test_json_urls_and_base64_json_datasets_build_from_a_catalog(tmp_path, monke
     (tmp_path / "faces.json").write_text(json.dumps(records))
     with ReplicaServer(bucket, port=0) as server:
         monkeypatch.setenv("SIGN_DATASETS_SOURCE", server.base_url)
-        lines = [{"content": f"{server.base_url}img/{i}.png", "label": "cat" if i % 2 else "Dog"}
-                 for i in range(4)]
+        # Labels are compared exactly (after NFC): "Dog" is not class "dog".
+        lines = [{"content": f"{server.base_url}img/{i}.png",
+                  "label": "cat" if i % 2 else ("Dog" if i == 0 else "dog")} for i in range(4)]
         lines.append({"content": f"{server.base_url}img/big.png", "label": "cat"})
         lines.append({"content": f"{server.base_url}img/missing.png", "label": "dog"})
         (bucket / "urls.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
@@ -674,11 +675,11 @@ def test_json_urls_and_base64_json_datasets_build_from_a_catalog(tmp_path, monke
 
     urls = tfds.builder("team_faces_urls", data_dir=str(tmp_path / "data"))
     report = urls.info.metadata["cleaning"]["train"]
-    assert report["kept"] == 5 and report["drops"] == {"not_found": 1}
+    assert report["kept"] == 4 and report["drops"] == {"not_found": 1, "unknown_label": 1}
     assert urls.info.metadata["resized"] == {"train": 1}
     labels = sorted(int(e["label"]) for e in tfds.as_numpy(
         tfds.load("team_faces_urls", split="train", data_dir=str(tmp_path / "data"))))
-    assert labels == [0, 0, 1, 1, 1]   # "Dog" matches class "dog" ignoring case
+    assert labels == [0, 1, 1, 1]
 
 
 def test_new_reads_base64_json_inside_a_zip(tmp_path, capsys):
