@@ -9,18 +9,55 @@ is the fast training read path (sign_datasets/pipeline.py).
 
 __version__ = "0.1.0"
 
+import sys as _sys
+
 from sign_datasets import determinism as _determinism
 
 _determinism.install()
 
-# Registration happens on import of each builder module.
-from sign_datasets.builders import registered as _registered  # noqa: E402,F401
 
-# The project's catalog.toml, then the team catalogs of SIGN_DATASETS_CATALOG:
-# a bad catalog stops the import with its file, entry and field.
-from sign_datasets import catalog_file as _catalog_file  # noqa: E402
+def _imported_for_command_line() -> bool:
+    """Whether this import is Python loading the package on the way to one of
+    our command-line modules (the console script, `python -m sign_datasets`).
 
-_catalog_file.register_from_env()
+    A package runs before its submodules; the import machinery's frames above
+    this one name the module actually asked for.
+    """
+    wanted = {"sign_datasets.cli", "sign_datasets.__main__", "sign_datasets.training_cli"}
+    frame = _sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen "):  # importlib, runpy
+            names = frame.f_locals
+            if names.get("name") in wanted or names.get("mod_name") in wanted:
+                return True
+        frame = frame.f_back
+    return False
+
+
+def _is_users_error(error: Exception) -> bool:
+    from sign_datasets.catalog_file import CatalogError, PathRefused
+    from sign_datasets.settings import SettingsError
+    from sign_datasets.sources import SourceConfigError
+    return isinstance(error, (CatalogError, PathRefused, SettingsError, SourceConfigError))
+
+
+# A broken catalog or setting met here, kept for the command line to report
+# as one line (`--help` included); anyone else gets the exception.
+startup_error: Exception | None = None
+try:
+    # Registration happens on import of each builder module; they read the
+    # project's catalog.toml.
+    from sign_datasets.builders import registered as _registered  # noqa: F401
+
+    # Then the team catalogs of SIGN_DATASETS_CATALOG: a bad catalog stops
+    # the import with its file, entry and field.
+    from sign_datasets import catalog_file as _catalog_file
+
+    _catalog_file.register_from_env()
+except Exception as _error:  # noqa: BLE001 - re-raised unless the CLI reports it
+    if not (_is_users_error(_error) and _imported_for_command_line()):
+        raise
+    startup_error = _error
 
 from sign_datasets import tfds_logs as _tfds_logs  # noqa: E402
 

@@ -74,6 +74,12 @@ SHUFFLE_MEMORY_ENV = "SIGN_DATASETS_SHUFFLE_MEMORY_MB"
 DEFAULT_SHUFFLE_MEMORY_MB = 64
 
 
+def shuffle_memory_bytes() -> int:
+    from sign_datasets import settings
+    megabytes = settings.number(SHUFFLE_MEMORY_ENV, DEFAULT_SHUFFLE_MEMORY_MB, float, positive=True)
+    return max(1, int(megabytes * (1 << 20)))
+
+
 @contextlib.contextmanager
 def bounded_shuffle_memory():
     """Caps what TFDS's shuffler holds in memory before it spills to disk.
@@ -84,7 +90,7 @@ def bounded_shuffle_memory():
     """
     from tensorflow_datasets.core import shuffle
 
-    limit = int(float(os.environ.get(SHUFFLE_MEMORY_ENV, DEFAULT_SHUFFLE_MEMORY_MB)) * (1 << 20))
+    limit = shuffle_memory_bytes()
     previous = shuffle.MAX_MEM_BUFFER_SIZE
     shuffle.MAX_MEM_BUFFER_SIZE = min(previous, limit)
     try:

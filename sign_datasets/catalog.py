@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 import traceback
 
@@ -12,6 +13,40 @@ from sign_datasets.builders.registered import BUILDERS
 
 class NotBuiltError(LookupError):
     pass
+
+
+class UnknownDatasetError(LookupError):
+    """A name that is no dataset or config of the catalogs in force."""
+
+
+# NAME, NAME/CONFIG, either with :VERSION (TFDS's spelling).
+_DATASET_NAME = re.compile(r"([a-z][a-z0-9_]*)(?:/([a-z0-9][a-z0-9_]*))?(?::[0-9]+\.[0-9]+\.[0-9]+)?")
+
+
+def find_builder(name: str, **kwargs):
+    """tfds.builder(name), with one clear line for a name that is not ours.
+
+    TFDS answers an unknown name with a list of its 1,000 datasets, and an
+    unknown config with a ValueError about builder kwargs.
+    """
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.registered import DatasetNotFoundError
+    match = _DATASET_NAME.fullmatch(name)
+    if match is None:
+        raise UnknownDatasetError(f"{name!r} is not a dataset name; write NAME or NAME/CONFIG, "
+                                  "e.g. sign_mnist_csv/dirty (`sign-datasets list` names them all)")
+    try:
+        cls = tfds.builder_cls(match.group(1))
+    except DatasetNotFoundError:
+        raise UnknownDatasetError(
+            f"{name}: no such dataset; `sign-datasets list` names them all (a team dataset "
+            "needs its catalog file in SIGN_DATASETS_CATALOG)") from None
+    configs = [config.name for config in cls.BUILDER_CONFIGS]
+    if match.group(2) and match.group(2) not in configs:
+        raise UnknownDatasetError(
+            f"{name}: {match.group(1)} has no config {match.group(2)!r}; it has "
+            + (", ".join(configs) if configs else "none (write just the name)"))
+    return tfds.builder(name, **kwargs)
 
 
 @dataclasses.dataclass
@@ -42,35 +77,30 @@ def build_one(name: str, data_dir: str | None = None, file_format: str | None = 
     on Apache Beam with these pipeline options ("runner=DirectRunner,...", as
     `tfds build --beam_pipeline_options` takes them)."""
     import tensorflow_datasets as tfds
+
+    from sign_datasets import guards
     result = BuildResult(name)
     start = time.perf_counter()
     try:
-        builder = tfds.builder(name, data_dir=data_dir, file_format=file_format)
+        dataset = find_builder(name, data_dir=data_dir, file_format=file_format)
         download_config = None
         if beam_options:
             from sign_datasets import beam
             download_config = tfds.download.DownloadConfig(
                 beam_options=beam.pipeline_options(beam_options))
-        builder.download_and_prepare(download_config=download_config)
-        result.examples = {split: info.num_examples for split, info in builder.info.splits.items()}
-        result.cleaning = dict(builder.info.metadata or {}).get("cleaning", {})
-        result.data_dir = str(builder.data_dir)
+        dataset.download_and_prepare(download_config=download_config)
+        result.examples = {split: info.num_examples for split, info in dataset.info.splits.items()}
+        result.cleaning = dict(dataset.info.metadata or {}).get("cleaning", {})
+        result.data_dir = str(dataset.data_dir)
     except Exception as error:  # noqa: BLE001 - one failure must not hide the others
-        result.error = f"{type(error).__name__}: {error}"
-        if not _is_users_mistake(error):
+        # The user's input or settings: its message says it all. Anything
+        # else is a bug of ours and keeps its traceback.
+        result.error = guards.users_message(error) or ""
+        if not result.error:
             traceback.print_exc()
+            result.error = f"{type(error).__name__}: {error}".splitlines()[0]
     result.seconds = time.perf_counter() - start
     return result
-
-
-def _is_users_mistake(error: Exception) -> bool:
-    """Errors whose message says it all; anything else keeps its traceback."""
-    from tensorflow_datasets.core.registered import DatasetNotFoundError
-
-    from sign_datasets.cleaning import SourceError
-    from sign_datasets.sources import SourceConfigError
-    return isinstance(error, (DatasetNotFoundError, SourceError, SourceConfigError,
-                              FileNotFoundError))
 
 
 def build_many(names: list[str], data_dir: str | None = None,
@@ -99,17 +129,16 @@ def format_summary(results: list[BuildResult]) -> str:
 
 def stored_report(name: str, data_dir: str | None = None) -> dict:
     """The cleaning report stored with a built dataset: {full_name: {split: counts}}."""
-    import tensorflow_datasets as tfds
-    builder = tfds.builder(name, data_dir=data_dir)
-    if not builder.is_prepared():
+    dataset = find_builder(name, data_dir=data_dir)
+    if not dataset.is_prepared():
         raise NotBuiltError(
-            f"{name} is not built in {builder.data_dir}; run `sign-datasets build {name}` "
+            f"{name} is not built in {dataset.data_dir}; run `sign-datasets build {name}` "
             "(or pass --data-dir where it was built)")
-    cleaning = dict(builder.info.metadata or {}).get("cleaning")
+    cleaning = dict(dataset.info.metadata or {}).get("cleaning")
     if not cleaning:
-        raise NotBuiltError(f"{name} in {builder.data_dir} has no cleaning report "
+        raise NotBuiltError(f"{name} in {dataset.data_dir} has no cleaning report "
                             "(built by another tool?)")
-    return {builder.info.full_name: cleaning}
+    return {dataset.info.full_name: cleaning}
 
 
 # --- what is built where ----------------------------------------------------------
@@ -179,10 +208,8 @@ def format_status_table(statuses: list[Status]) -> str:
 def describe(name: str, data_dir: str | None = None) -> str:
     """What `sign-datasets info NAME` prints: features, splits and counts,
     cleaning and leakage reports, release notes, how to load it."""
-    import tensorflow_datasets as tfds
-
     from sign_datasets.cleaning import format_report
-    builder = tfds.builder(name, data_dir=data_dir)
+    builder = find_builder(name, data_dir=data_dir)
     info = builder.info
     built = builder.is_prepared()
     lines = [info.full_name, "=" * len(info.full_name), ""]

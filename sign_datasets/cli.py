@@ -59,12 +59,19 @@ def cmd_replica_serve(args) -> int:
     return 0
 
 
+def data_dir_of(args) -> str:
+    """The data dir a command uses: --data-dir, else TFDS's default."""
+    from tensorflow_datasets.core import constants
+    return args.data_dir or constants.get_default_data_dir()
+
+
 def cmd_build(args) -> int:
-    from sign_datasets import catalog
+    from sign_datasets import catalog, guards
     _apply_source(args)
     if args.all == bool(args.names):
         print("error: name datasets to build, or --all (not both)", file=sys.stderr)
         return 2
+    guards.writable_folder(data_dir_of(args), "data dir")
     names = catalog.all_dataset_names() if args.all else args.names
     if args.beam:
         # Checked once here: a missing apache-beam or empty options would
@@ -80,7 +87,9 @@ def cmd_build(args) -> int:
     print(catalog.format_summary(results))
     failed = [r for r in results if r.error]
     for result in failed:
-        print(f"error: {result.name}: {result.error}", file=sys.stderr)
+        named = result.error.startswith((result.name, repr(result.name)))
+        print(f"error: {result.error if named else f'{result.name}: {result.error}'}",
+              file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -171,24 +180,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def report_error(error: BaseException) -> int | None:
+    """Prints the one line for a user's error and returns its exit code (2);
+    None for a bug of ours, which the caller re-raises."""
+    from sign_datasets import guards
+    line = guards.users_message(error)
+    if line is None:
+        return None
+    print(f"error: {line}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     # TensorFlow's C++ start-up chatter buries our tables; users who want it
     # can still set the variable themselves.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
+    import sign_datasets
+    from sign_datasets import settings
     try:
+        # A broken catalog or setting met while importing the package is
+        # reported first, whatever the command (--help included).
+        if sign_datasets.startup_error is not None:
+            settings.check_all()  # a bad setting is often the cause: name it
+            raise sign_datasets.startup_error
+        args = build_parser().parse_args(argv)
+        settings.check_all()  # every setting once, before any work
         return args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - the CLI's one place to turn errors into words
-        from sign_datasets.catalog_file import CatalogError
-        from sign_datasets.cleaning import SourceError
-        from sign_datasets.sources import SourceConfigError
-        if isinstance(error, (SourceError, SourceConfigError, FileNotFoundError, CatalogError)):
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        raise
+        code = report_error(error)
+        if code is None:
+            raise
+        return code
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@ splits, a full disk and two builds of one dataset at once.
 
 Each turns a failure that would otherwise surface as a bare traceback from
 zipfile or TFDS (or not at all) into an error that names the file, the place
-and what to do.
+and what to do. `users_message` tells those errors (and the user's settings
+and paths) from bugs of ours, for the command line's one-line reports.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import shutil
 import socket
 import sys
+import tempfile
 import time
 import zipfile
 import zlib
@@ -220,3 +222,88 @@ def remove_leftovers(version_dir) -> list[str]:
                 shutil.rmtree(entry.path, ignore_errors=True)
                 removed.append(entry.path)
     return removed
+
+
+# --- errors a person can act on ----------------------------------------------------
+
+# What the system says when a folder or file cannot be written or read, and
+# what the person can do about it. Other OSErrors keep their traceback.
+_OS_HINTS = {
+    errno.EROFS: "the file system is read-only; choose a folder on a writable disk",
+    errno.EACCES: "permission denied; choose a folder you may write to, or fix its permissions",
+    errno.EPERM: "operation not permitted; choose a folder you may write to",
+    errno.ENAMETOOLONG: "a name in this path is too long for the file system (most allow 255 "
+                        "bytes a name); choose a shorter path",
+    errno.ENOSPC: "no space left on the disk; free some space or choose another folder",
+    errno.EDQUOT: "disk quota exceeded; free some space or choose another folder",
+    errno.ENOENT: "no such file or folder; check the path",
+    errno.ENOTDIR: "a part of this path is a file, not a folder; check the path",
+    errno.EISDIR: "this is a folder where a file is needed; check the path",
+    errno.EEXIST: "it already exists; choose another path or remove it",
+    errno.ELOOP: "too many symbolic links; check the path",
+}
+
+
+def os_problem(error: OSError) -> str | None:
+    """'PATH: what is wrong; what to do' for an OSError of the user's paths, else None."""
+    hint = _OS_HINTS.get(error.errno)
+    if hint is None:
+        return None
+    where = error.filename if error.filename is not None else "a file"
+    return f"{os.fsdecode(where)}: {hint}"
+
+
+def writable_folder(path, what: str) -> None:
+    """Creates the folder if needed and writes a probe file into it.
+
+    A data dir that is read-only, on a full disk or spelled with a name too
+    long for the file system then fails with one line before any download,
+    instead of deep inside TFDS. Remote folders (gs://...) are left to TFDS.
+    """
+    from sign_datasets.settings import SettingsError
+    path = os.fspath(path)
+    if "://" in path:
+        return
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        problem = os_problem(error) or f"{path}: {error.strerror or error}"
+        raise SettingsError(f"{what} {problem}") from None
+
+
+def users_errors() -> tuple[type[BaseException], ...]:
+    """Errors of input or settings whose message says what to do: no traceback."""
+    from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
+    from tensorflow_datasets.core.registered import DatasetNotFoundError
+
+    from sign_datasets import catalog_file, fetcher
+    from sign_datasets.catalog_new import ProposalError
+    from sign_datasets.settings import SettingsError
+    from sign_datasets.sources import SourceConfigError
+    errors = (SourceError, SourceConfigError, SettingsError, catalog_file.CatalogError,
+              catalog_file.PathRefused, ProposalError, fetcher.Refused, DatasetNotFoundError,
+              NonMatchingChecksumError, DiskFullError)
+    # Not imported here: catalog.py imports the builders, which may be what
+    # failed; its errors exist only once it is loaded.
+    catalog = sys.modules.get("sign_datasets.catalog")
+    if catalog is not None:
+        errors += (catalog.UnknownDatasetError, catalog.NotBuiltError)
+    return errors
+
+
+def users_message(error: BaseException) -> str | None:
+    """The one line to show for an error the user can fix, or None for a bug of
+    ours (which keeps its traceback so that it gets reported)."""
+    if isinstance(error, users_errors()):
+        text = str(error)
+    elif isinstance(error, OSError):
+        text = os_problem(error)
+    else:
+        text = None
+    if text is None:
+        return None
+    # Some messages list details on lines of their own; the CLI shows one line.
+    return " ".join(part.strip() for part in text.splitlines() if part.strip()) or \
+        type(error).__name__

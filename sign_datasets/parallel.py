@@ -41,9 +41,10 @@ RESULT_PIPE_BYTES = 1 << 20
 
 
 def default_workers() -> int:
-    configured = os.environ.get(WORKERS_ENV, "").strip()
-    if configured:
-        return max(1, int(configured))
+    from sign_datasets import settings
+    configured = settings.number(WORKERS_ENV, None, int, minimum=1)
+    if configured is not None:
+        return configured
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:
