@@ -13,6 +13,7 @@ import contextlib
 import functools
 import itertools
 import os
+import unicodedata
 from pathlib import Path
 from typing import Iterator
 
@@ -21,7 +22,8 @@ import tensorflow_datasets as tfds
 
 from sign_datasets import fetcher, sources
 from sign_datasets.builder import CleanedBuilder, raw_image_feature
-from sign_datasets.catalog_file import Entry, Source, sha256_of
+from sign_datasets.catalog_file import (Entry, PathRefused, Source, allowed_roots, open_beneath,
+                                        sha256_of, source_path)
 from sign_datasets.cleaning import Dropped, SourceError
 from sign_datasets.formats import base64_json, csv_pixels, json_urls
 from sign_datasets.formats.zip_folders import FolderConfig, ImageFolderBuilder
@@ -77,13 +79,32 @@ class CatalogDataset:
     def download_object(self, dl_manager, name: str) -> Path:
         for source in self.ENTRY.sources:
             if source.label == name:
-                return self.fetch_source(dl_manager, source)
+                return self.checked_fetch(dl_manager, source)
         raise KeyError(f"{self.ENTRY.name}: no source {name!r}")
+
+    def checked_fetch(self, dl_manager, source: Source) -> Path:
+        """fetch_source, for a local source only after its path was resolved
+        again and found beneath the allowed roots (a symlink may have been
+        swapped since the catalog was read); the checked real path is what
+        gets read."""
+        checked = source_path(self.ENTRY, source)
+        path = self.fetch_source(dl_manager, source)
+        return checked if checked is not None and source.kind == "path" else path
 
     @contextlib.contextmanager
     def open_source(self, path: Path, source: Source) -> Iterator:
+        if source.kind == "path":
+            # Checked once more as it is opened: the build may have run a while.
+            path = source_path(self.ENTRY, source)
         if source.member:
             with self.open_member(path, source.member) as stream:
+                yield stream
+        elif source.kind == "path":
+            try:
+                stream = open_beneath(path, allowed_roots(self.ENTRY.file))
+            except PathRefused as error:
+                raise self.ENTRY.error(source.where_field, str(error)) from None
+            with stream:
                 yield stream
         else:
             with open(path, "rb") as stream:
@@ -112,7 +133,7 @@ class CatalogDataset:
         for split in self.ENTRY.splits:
             found = self.ENTRY.sources_for(split, self.config_name())
             if found:
-                chosen[split] = [(source, self.fetch_source(dl_manager, source))
+                chosen[split] = [(source, self.checked_fetch(dl_manager, source))
                                  for source in found]
         return chosen
 
@@ -161,17 +182,20 @@ def _image_feature(entry: Entry):
 
 # --- rules shared by the JSON formats -------------------------------------------
 
+@functools.lru_cache(maxsize=64)
+def _class_index(classes: tuple[str, ...]) -> dict[str, int]:
+    return {name: index for index, name in enumerate(classes)}
+
+
 def known_label(record, classes: tuple[str, ...]):
-    """Rule: the record's label must be one of the classes (exact, else
-    ignoring case and surrounding spaces)."""
+    """Rule: the record's label must be one of the classes, exactly as
+    written after Unicode NFC (the catalog's class names are NFC). No case or
+    space folding: `Dog` next to `dog` would be a guess about the data."""
     label = record.label
     if isinstance(label, str):
-        if label in classes:
-            record.label_index = classes.index(label)
-            return record
-        folded = [c.casefold() for c in classes]
-        if label.strip().casefold() in folded:
-            record.label_index = folded.index(label.strip().casefold())
+        index = _class_index(classes).get(unicodedata.normalize("NFC", label))
+        if index is not None:
+            record.label_index = index
             return record
     raise Dropped("unknown_label", record.where,
                   f"{str(label)[:40]!r} is not one of the {len(classes)} classes")
