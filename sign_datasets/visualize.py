@@ -94,11 +94,13 @@ _show_examples_registered = False
 
 
 def register_show_examples() -> None:
-    """Lets `tfds.show_examples` draw datasets whose images are raw uint8 tensors.
+    """Lets `tfds.show_examples` draw datasets whose images are raw uint8
+    tensors, and draw every image grid's class names as plain text.
 
     TFDS's image grid only recognises tfds.features.Image. A custom feature
     would be recognised, but then a process without this package could not
-    load the dataset; a visualizer changes nothing stored. Idempotent.
+    load the dataset; a visualizer changes nothing stored. TFDS writes class
+    names as axis labels, where `$...$` would be mathtext. Idempotent.
     """
     import importlib
 
@@ -107,22 +109,23 @@ def register_show_examples() -> None:
     # The package re-exports the function under the module's name.
     show_examples = importlib.import_module("tensorflow_datasets.core.visualization.show_examples")
 
-    class RawImageGridVisualizer(image_visualizer.ImageGridVisualizer):
-        """The image grid, for uint8 (H, W, C) Tensor features."""
+    class PlainImageGridVisualizer(image_visualizer.ImageGridVisualizer):
+        """TFDS's image grid, also for uint8 (H, W, C) Tensor features, with
+        plain-text labels."""
 
         def match(self, ds_info) -> bool:
-            return bool(raw_image_keys(ds_info))
+            return bool(raw_image_keys(ds_info)) or super().match(ds_info)
 
         def show(self, ds, ds_info, *args, image_key=None, **kwargs):
-            keys = raw_image_keys(ds_info)
-            # TFDS writes the class names as axis labels.
+            if image_key is None and not super().match(ds_info):
+                keys = raw_image_keys(ds_info)
+                image_key = "image" if "image" in keys else keys[0]
             with plain_text():
-                return super().show(ds, ds_info, *args,
-                                    image_key=image_key or ("image" if "image" in keys else keys[0]),
-                                    **kwargs)
+                return super().show(ds, ds_info, *args, image_key=image_key, **kwargs)
 
     global _show_examples_registered
     if not _show_examples_registered:
-        # TFDS has no public registry; this list is what show_examples tries.
-        show_examples._ALL_VISUALIZERS.append(RawImageGridVisualizer())
+        # TFDS has no public registry; this list is what show_examples tries,
+        # in order: ours goes before TFDS's own image grid.
+        show_examples._ALL_VISUALIZERS.insert(0, PlainImageGridVisualizer())
         _show_examples_registered = True

@@ -304,6 +304,7 @@ def test_example_grid_draws_math_and_html_class_names_as_text(hostile, tmp_path)
         figure = visualize.grid_figure(name, data_dir=hostile["data_dir"], rows=2, cols=4)
         try:
             titles = [axis.title.get_text() for axis in figure.axes if axis.images]
+            assert not any(axis.title.get_parse_math() for axis in figure.axes)
             figure.canvas.draw()  # an invalid mathtext would raise here
         finally:
             plt.close(figure)
@@ -313,32 +314,36 @@ def test_example_grid_draws_math_and_html_class_names_as_text(hostile, tmp_path)
 
 
 def test_show_examples_draws_math_class_names_as_text(hostile):
+    """Raw-pixel features (the catalog's CSV) and tfds.features.Image (the probe)."""
     import matplotlib.pyplot as plt
     import tensorflow_datasets as tfds
 
-    import sign_datasets  # noqa: F401  (registers the raw-pixel visualizer)
+    import sign_datasets  # noqa: F401  (registers the plain-text visualizer)
 
-    dataset, info = tfds.load("hostile_team", split="train", data_dir=hostile["data_dir"],
-                              with_info=True)
-    figure = tfds.show_examples(dataset, info, rows=2, cols=3)
-    try:
-        figure.canvas.draw()
-        labels = [axis.get_xlabel() for axis in figure.axes]
-    finally:
-        plt.close(figure)
-    assert any(label.startswith("$x^$ (") for label in labels), labels
+    for name, expected in (("hostile_team", "$x^$ ("), ("hostile_page_probe/classes",
+                                                        r"$\frac{1}{0}$ (")):
+        dataset, info = tfds.load(name, split="train", data_dir=hostile["data_dir"],
+                                  with_info=True)
+        figure = tfds.show_examples(dataset, info, rows=2, cols=3)
+        try:
+            figure.canvas.draw()  # an invalid mathtext would raise here
+            labels = [axis.get_xlabel() for axis in figure.axes]
+            assert not any(axis.xaxis.label.get_parse_math() for axis in figure.axes)
+        finally:
+            plt.close(figure)
+        assert any(label.startswith(expected) for label in labels), labels
 
 
 def test_training_plots_draw_class_names_as_text(tmp_path):
-    import sys
+    import matplotlib.pyplot as plt
 
-    sys.path.insert(0, str(REPO))
-    from models import plots
+    from sign_datasets.models import plots
 
     names = [*TEAM_CLASSES, *SLASH_CLASSES]
     matrix = np.eye(len(names), dtype=int) * 3
     out = plots.plot_confusion_matrix(matrix, names, tmp_path / "cm.png", "$x^$ of {{7*7}}")
     assert out.read_bytes().startswith(b"\x89PNG")
+    assert not plt.get_fignums()  # every figure closed
     out = plots.plot_history({"accuracy": [0.1, 0.5], "loss": [2.0, 1.0]}, tmp_path / "h.png",
                              r"$\frac{1}{0}$", best_epoch=1)
     assert out.read_bytes().startswith(b"\x89PNG")
