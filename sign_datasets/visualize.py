@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-MAX_TITLE = 40  # characters of a class name above its picture
+MAX_TITLE = 18  # characters of a class name that fit above its picture
 
 
 def _pyplot():

@@ -179,7 +179,8 @@ DOM_REPORT = """() => ({
   handlers: Array.from(document.querySelectorAll("*")).flatMap(e =>
       Array.from(e.attributes).map(a => a.name)).filter(n => n.toLowerCase().startsWith("on")),
   links: Array.from(document.querySelectorAll("[href]")).map(a => a.href),
-  embeds: document.querySelectorAll("iframe, object, embed, form, base, meta[http-equiv=refresh]").length,
+  embeds: document.querySelectorAll(
+      "iframe, object, embed, form, base, meta[http-equiv=refresh]").length,
   text: document.body.innerText,
 })"""
 
