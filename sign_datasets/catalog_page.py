@@ -49,8 +49,9 @@ MAX_CHART_CLASSES = 100   # groups in the bar chart
 MAX_NOTES = 100           # release notes listed
 
 _PAGE_STEM_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
-# A link only for a plain http(s) URL: no blank or control character anywhere
-# (browsers drop them, so " java\tscript:" would still run).
+# A link only for a plain http(s) URL with no blank, control or invisible
+# character anywhere: browsers drop some of those, so the link opened could
+# differ from the text shown.
 _HTTP_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$", re.IGNORECASE)
 _INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
 
