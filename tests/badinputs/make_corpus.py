@@ -30,6 +30,9 @@ from typing import Callable, Iterable
 import numpy as np
 from PIL import Image
 
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 SIGN_LETTERS = tuple("ABCDEFGHIKLMNOPQRSTUVWXY")
 BUCKET = "https://storage.googleapis.com/platzi-tf2/"
 DATABASES_ZIP = "databasesLoadData.zip"
@@ -1187,6 +1190,10 @@ def _(folder):
     catalog_source(folder, catalog_entry() + "[[dataset]\n")
 
 
+# The trust-boundary cases (hostile and odd catalogs, names, images) live in
+# their own module; importing it registers them after the cases above.
+from badinputs import trust_cases  # noqa: E402,F401
+
 # --- writing -----------------------------------------------------------------------------
 
 def make_case(case: Case, root: Path) -> Path:
@@ -1213,4 +1220,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    # Run as a script this module is __main__; the cases (trust_cases' too)
+    # register into the importable badinputs.make_corpus.
+    from badinputs import make_corpus as _registered
+    sys.exit(_registered.main(sys.argv[1:]))

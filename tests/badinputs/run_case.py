@@ -68,18 +68,30 @@ def build_case(case: Case, folder: Path, work: Path) -> dict:
 
     tfds.disable_progress_bar()
     env = {**BASE_ENV, "SIGN_DATASETS_SOURCE": str(folder), **dict(case.env)}
-    if case.fmt == "catalog":
-        with environment(env):
-            return read_catalog(folder, work)
-    with environment(env), contextlib.redirect_stderr(_Discard()), \
-            contextlib.redirect_stdout(_Discard()):
-        builder = tfds.builder(case.dataset, data_dir=str(work / "data"))
+    with environment(env):
+        if case.fmt == "catalog":
+            refusal = read_catalog(folder, work, register=bool(case.dataset))
+            if "error" in refusal or not case.dataset:
+                return refusal
+        return _build(case.dataset, folder, work)
+
+
+def _error_outcome(error: BaseException, folder: Path, work: Path) -> dict:
+    return {"error": type(error).__name__,
+            "bases": [cls.__name__ for cls in type(error).__mro__],
+            "message": normalised(str(error), folder, work)}
+
+
+def _build(name: str, folder: Path, work: Path) -> dict:
+    """Builds dataset `name` into `work`; its counts, or the error it stopped with."""
+    import tensorflow_datasets as tfds
+
+    with contextlib.redirect_stderr(_Discard()), contextlib.redirect_stdout(_Discard()):
+        builder = tfds.builder(name, data_dir=str(work / "data"))
         try:
             builder.download_and_prepare(download_dir=str(work / "downloads"))
         except Exception as error:  # noqa: BLE001 - the error is the outcome
-            return {"error": type(error).__name__,
-                    "bases": [cls.__name__ for cls in type(error).__mro__],
-                    "message": normalised(str(error), folder, work)}
+            return _error_outcome(error, folder, work)
     metadata = dict(builder.info.metadata or {})
     splits = {}
     for split, report in metadata.get("cleaning", {}).items():
@@ -89,16 +101,19 @@ def build_case(case: Case, folder: Path, work: Path) -> dict:
     return {"splits": splits, "junk": metadata.get("junk") or {}}
 
 
-def read_catalog(folder: Path, work: Path) -> dict:
-    """A catalog case: the team catalog read and registered as `import
-    sign_datasets` does with SIGN_DATASETS_CATALOG; the outcome is the refusal."""
+def read_catalog(folder: Path, work: Path, register: bool = False) -> dict:
+    """A catalog case: the team catalog read as `import sign_datasets` reads
+    SIGN_DATASETS_CATALOG; the outcome is the refusal. Only a case that goes
+    on to build registers its datasets (registration lasts for the process)."""
     from sign_datasets import catalog_file
     try:
-        entries = catalog_file.register_file(folder / "catalog.toml")
+        if register:
+            entries = catalog_file.register_file(folder / "catalog.toml")
+        else:
+            entries = catalog_file.load_catalog(folder / "catalog.toml")
+            catalog_file.check_names(entries)
     except Exception as error:  # noqa: BLE001 - the error is the outcome
-        return {"error": type(error).__name__,
-                "bases": [cls.__name__ for cls in type(error).__mro__],
-                "message": normalised(str(error), folder, work)}
+        return _error_outcome(error, folder, work)
     return {"splits": {}, "junk": {}, "registered": [e.name for e in entries]}
 
 
