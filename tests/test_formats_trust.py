@@ -387,14 +387,26 @@ def test_images_beside_a_record_are_entries_too():
     assert report.examples["unknown_label"] == ["b.json:1 entry 3 label 'id'"]
 
 
-@pytest.mark.parametrize("obj, drops", [
-    ({"label": sign_png_b64(10)}, {"unknown_label": 1}),             # a class named "label"
-    ({"image": sign_png_b64(10)}, {"unknown_label": 1}),             # a record without label
-    ({"image": sign_png_b64(10), "label": sign_png_b64(20)}, {"unknown_label": 1}),
+@pytest.mark.parametrize("obj, images", [
+    ({"label": sign_png_b64(10)}, 1),                           # a class named "label"
+    ({"image": sign_png_b64(10)}, 1),                           # a class named "image"
+    ({"image": sign_png_b64(10), "label": sign_png_b64(20)}, 2),  # two images, not a record
+    ({"label": "data:image/png;base64," + sign_png_b64(20), "image": sign_png_b64(10)}, 2),
 ])
-def test_field_names_as_keys_are_counted(obj, drops):
+def test_field_names_as_keys_are_classes_when_they_hold_images(obj, images):
+    entries = list(base64_json.read(io.BytesIO(json.dumps(obj).encode()), "b.json"))
+    assert [(e.label, e.payload) for e in entries] == list(obj.items())
     kept, report = read_counted(json.dumps(obj))
-    assert kept == [] and report.records == 1 and dict(report.drops) == drops
+    # No sign letter is named "image" or "label": each image is a counted drop.
+    assert kept == [] and report.records == images
+    assert dict(report.drops) == {"unknown_label": images}
+
+
+def test_a_record_with_a_short_label_is_one_entry():
+    for label in ("a", "A", "Tom", "dGVzdA=="):   # the last is base64, but of no image
+        entries = list(base64_json.read(io.BytesIO(json.dumps(
+            {"image": sign_png_b64(10), "label": label}).encode()), "b.json"))
+        assert [(e.label, e.payload) for e in entries] == [(label, sign_png_b64(10))]
 
 
 def test_base64_build_counts_every_image_of_the_file(tmp_path, monkeypatch):

@@ -10,12 +10,15 @@ it; only a file whose structure is not one of these is a `SourceError`.
 
 Which reading: every key of an object is one entry (label -> image), so an
 object of several images gives as many entries, repeated keys included.
-The one exception is an object with an "image" key: it is a record, whose
-"image" and "label" fields together make one entry (a missing label is an
-unknown_label drop); any other key in it is read as label -> image like any
-key. `{"label": "<base64>"}` has no "image" key, so it is the image of a
-class named "label" (an unknown_label drop unless such a class exists).
-Nothing in the file is skipped unseen: records = kept + drops.
+The one exception is a record: an object with both an "image" and a "label"
+key whose "label" value is not itself an image (not base64 of JPEG, PNG,
+GIF or BMP bytes, nor a data: URI). Its two fields make one entry; any
+other key in it is read as label -> image like any key. So
+`{"image": "<base64>", "label": "<base64>"}` is two images, of classes
+"image" and "label", and `{"label": "<base64>"}` or `{"image": "<base64>"}`
+is one image of the class named by its key (an unknown_label drop unless
+the dataset has such a class). Nothing in the file is skipped unseen:
+records = kept + drops.
 
 Also here: the rule that turns image bytes into the shared 28x28 grayscale
 picture, and the example maker that counts resized images; the image-URL
@@ -220,6 +223,27 @@ class _Walker:
         yield from _object_entries(pairs, self)
 
 
+# The first bytes of the accepted image formats (images.ACCEPTED_FORMATS).
+_IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
+
+
+def looks_like_image_payload(value: Any) -> bool:
+    """True when `value` is image data as base64 text or a data: URI; only
+    its first characters are decoded."""
+    if not isinstance(value, str):
+        return False
+    text = value.lstrip()
+    if text[:5].lower() == "data:":
+        return True
+    head = "".join(text[:64].split())
+    head = head[: len(head) // 4 * 4].translate(str.maketrans("-_", "+/"))
+    try:
+        start = base64.b64decode(head, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return start.startswith(_IMAGE_SIGNATURES)
+
+
 def _found(char: str) -> str:
     return repr(char) if char else "the end of the file"
 
@@ -227,7 +251,7 @@ def _found(char: str) -> str:
 def _object_entries(pairs: list[tuple[int, str, Any]], walker: _Walker) -> Iterator[tuple[int, Any, Any]]:
     """(line, label, payload) of every entry of one object, in file order."""
     keys = [key for _, key, _ in pairs]
-    if RECORD_IMAGE_KEY not in keys:
+    if RECORD_IMAGE_KEY not in keys or RECORD_LABEL_KEY not in keys:
         yield from pairs
         return
     # A record {"label": ..., "image": ...}: those two keys are field names,
@@ -238,6 +262,9 @@ def _object_entries(pairs: list[tuple[int, str, Any]], walker: _Walker) -> Itera
             raise SourceError(f"{walker.source}:{pairs[0][0]}: a record with "
                               f"{keys.count(key)} {key!r} fields")
     fields = {key: value for _, key, value in pairs}
+    if looks_like_image_payload(fields[RECORD_LABEL_KEY]):
+        yield from pairs  # "label" holds an image: the keys are class names
+        return
     record_yielded = False
     for line, key, value in pairs:
         if key not in (RECORD_LABEL_KEY, RECORD_IMAGE_KEY):
