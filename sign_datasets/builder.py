@@ -144,9 +144,12 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     # --- sources -------------------------------------------------------------
 
     def download_object(self, dl_manager: tfds.download.DownloadManager, name: str) -> Path:
-        """Downloads one bucket object (through TFDS's cache) and returns its path."""
-        url = sources.object_url(name)
-        return Path(os.fspath(dl_manager.download(sources.download_target(url))))
+        """The local file of one bucket object: read in place from a local
+        source, else downloaded once into the download dir through the URL
+        policy (`fetcher.download_source`; a later build sends no request)."""
+        from sign_datasets import fetcher
+
+        return fetcher.download_source(sources.object_url(name), dl_manager.download_dir)
 
     @staticmethod
     @contextlib.contextmanager

@@ -53,27 +53,35 @@ class CatalogDataset:
         return self.builder_config.name if self.builder_config else None
 
     def fetch_source(self, dl_manager, source: Source) -> Path:
-        """Downloads one source through TFDS's cache; checks its sha256 if given."""
+        """The local file of one source, its sha256 checked if the entry gives one.
+
+        A path is read where it is; a URL or bucket object is downloaded once
+        into the download dir through the URL policy (`fetcher.download_source`).
+        """
         entry = self.ENTRY
-        if source.kind == "object":
-            target = sources.download_target(sources.object_url(source.target))
-        else:
-            target = source.target
+        where = f"{entry.file}: entry {entry.name!r}: field '{source.field}"
         if source.kind == "path":
-            if not Path(target).exists():
-                raise FileNotFoundError(f"{entry.file}: entry {entry.name!r}: field "
-                                        f"'{source.field}.location': {target} does not exist")
-            # Read where it is: TFDS's download cache keys a copy by the
-            # path, so a file the team edits in place would be read stale.
-            path = Path(target)
+            if not Path(source.target).exists():
+                raise FileNotFoundError(f"{where}.location': {source.target} does not exist")
+            # Read where it is: a cached copy of a file the team edits in
+            # place would be read stale.
+            path = Path(source.target)
         else:
-            path = Path(os.fspath(dl_manager.download(target)))
+            url = (sources.object_url(source.target) if source.kind == "object"
+                   else source.target)
+            field = "object" if source.kind == "object" else "location"
+            try:
+                path = fetcher.download_source(url, dl_manager.download_dir)
+            except (fetcher.SourceDownloadError, FileNotFoundError) as error:
+                raise type(error)(f"{where}.{field}': {error}") from None
         if source.sha256:
             found = sha256_of(path)
             if found != source.sha256:
+                # Wrong bytes are not kept: the next build downloads again.
+                removed = fetcher.discard_download(path, dl_manager.download_dir)
                 raise ChecksumMismatch(
-                    f"{entry.file}: entry {entry.name!r}: field '{source.field}.sha256': "
-                    f"{source.target} has sha256 {found}, the catalog states {source.sha256}")
+                    f"{where}.sha256': {source.target} has sha256 {found}, the catalog states "
+                    f"{source.sha256}" + ("; the download was removed" if removed else ""))
         return path
 
     def download_object(self, dl_manager, name: str) -> Path:

@@ -42,23 +42,20 @@ class ProposalError(ValueError):
 
 @contextlib.contextmanager
 def local_copy(source: str) -> Iterator[Path]:
-    """The source as a local file: a path as is, a URL downloaded to a temp file."""
+    """The source as a local file: a path as is; an http(s) or gs:// URL
+    downloaded to a temporary folder through the URL policy (scope CATALOG:
+    public hosts, gs:// buckets the user allowed), with the size cap and time
+    limit of every source download."""
     parts = urllib.parse.urlsplit(source)
-    if parts.scheme in ("http", "https"):
-        import requests
+    if parts.scheme.lower() in ("http", "https", "gs"):
+        from sign_datasets import fetcher
         with tempfile.TemporaryDirectory() as tmp:
-            target = Path(tmp) / (Path(parts.path).name or "source")
-            with requests.get(source, stream=True, timeout=60) as response:
-                response.raise_for_status()
-                with open(target, "wb") as out:
-                    shutil.copyfileobj(response.raw, out, 1 << 20)
-            yield target
-    elif parts.scheme == "gs":
-        import tensorflow as tf
-        with tempfile.TemporaryDirectory() as tmp:
-            target = Path(tmp) / Path(parts.path).name
-            tf.io.gfile.copy(source, str(target))
-            yield target
+            try:
+                downloaded = fetcher.download_source(source, tmp)
+            except fetcher.SourceDownloadError as error:
+                raise ProposalError(str(error)) from None
+            # Notes name the file as the URL does.
+            yield downloaded.rename(Path(tmp) / fetcher.safe_file_name(source))
     else:
         path = Path(urllib.parse.unquote(parts.path)) if parts.scheme == "file" \
             else Path(source).expanduser()

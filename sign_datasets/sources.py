@@ -4,6 +4,8 @@ Real users download from the public bucket. `SIGN_DATASETS_SOURCE` (or our
 CLI's `--source`) swaps that base for another http(s) base URL, a `file://`
 URL or a local folder: the offline replica, a mirror, a shared disk. The swap
 also applies to URLs written inside source files (data.json lists bucket URLs).
+Whoever builds sets it, so its origin is trusted by the URL policy
+(`fetcher.UrlPolicy`); objects of a local source are read where they are.
 """
 
 from __future__ import annotations
@@ -72,10 +74,3 @@ def local_path(url: str) -> Path | None:
     if parts.scheme != "file":
         return None
     return Path(urllib.parse.unquote(parts.path))
-
-
-def download_target(url: str) -> str:
-    """What to hand TFDS's download manager: it copies plain paths with
-    tf.io.gfile and fetches http(s) with requests."""
-    path = local_path(url)
-    return os.fspath(path) if path is not None else url

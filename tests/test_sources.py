@@ -24,7 +24,7 @@ def test_folder_and_file_url_become_the_same_file_url(monkeypatch, tmp_path):
     monkeypatch.setenv("SIGN_DATASETS_SOURCE", tmp_path.as_uri())
     assert sources.source_base() == from_folder == tmp_path.resolve().as_uri() + "/"
     url = sources.object_url("databasesLoadData.zip")
-    assert sources.download_target(url) == str(tmp_path.resolve() / "databasesLoadData.zip")
+    assert sources.local_path(url) == tmp_path.resolve() / "databasesLoadData.zip"
 
 
 def test_urls_inside_files_are_rebased(monkeypatch):
