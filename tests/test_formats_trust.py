@@ -489,7 +489,14 @@ def header_claiming(kind: str, width: int, height: int) -> bytes:
         data[at + 17:at + 21] = struct.pack(">I", zlib.crc32(bytes(data[at:at + 17])))
     elif kind == "GIF":
         data[6:10] = struct.pack("<HH", width, height)              # logical screen
-        at = data.index(b"\x2c", 13)                                # first image descriptor
+        flags = data[10]
+        at = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)   # after the colour table
+        while data[at] == 0x21:                                     # extension blocks
+            at += 2
+            while data[at]:
+                at += data[at] + 1
+            at += 1
+        assert data[at] == 0x2C                                     # the image descriptor
         data[at + 5:at + 9] = struct.pack("<HH", width, height)
     elif kind == "BMP":
         data[18:26] = struct.pack("<ii", width, -height)
