@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 MODEL_FILE = "model.keras"
@@ -32,9 +33,20 @@ def read_card(path: str | Path) -> dict:
     return json.loads(card.read_text()) if card.is_file() else {}
 
 
+class ModelFileError(ValueError):
+    """A file that keras cannot load as a model."""
+
+
 def load_model(path: str | Path):
     import keras
-    return keras.models.load_model(model_file(path))
+    file = model_file(path)
+    try:
+        return keras.models.load_model(file)
+    except (ValueError, OSError, zipfile.BadZipFile) as error:
+        # keras calls any unreadable file "not found"; say what it is instead.
+        raise ModelFileError(f"{file}: not a model keras can load ({type(error).__name__}); "
+                             f"pass a run folder of `sign-datasets train` or its {MODEL_FILE}") \
+            from None
 
 
 def class_names_of(model, card: dict) -> list[str]:

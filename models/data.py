@@ -126,15 +126,12 @@ def conform_image(image, shape: tuple[int, int, int]):
 
 def prepared_builder(name: str, data_dir: str | None = None):
     """The TFDS builder of a dataset that has been built, or a DataSetupError saying how to build it."""
-    import tensorflow_datasets as tfds
-    from tensorflow_datasets.core.registered import DatasetNotFoundError
-
-    import sign_datasets  # noqa: F401  (registers the builders)
+    from sign_datasets import catalog  # registers the builders
 
     try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except DatasetNotFoundError as error:
-        raise DataSetupError(str(error).splitlines()[0]) from None
+        builder = catalog.find_builder(name, data_dir=data_dir)
+    except catalog.UnknownDatasetError as error:
+        raise DataSetupError(str(error)) from None
     if not builder.is_prepared():
         raise DataSetupError(
             f"{name} is not built in {builder.data_dir}; run `sign-datasets build {name}` "

@@ -56,6 +56,11 @@ def cmd_new(args) -> int:
     from sign_datasets import catalog_new
     from sign_datasets.catalog_file import CatalogError
     catalog = Path(args.catalog) if args.catalog else default_catalog()
+    # A new catalog file is created; a new folder is not (a typo would hide it).
+    if not catalog.parent.is_dir():
+        print(f"error: {catalog.parent}: no such folder for the catalog {catalog.name}; create "
+              "the folder first or choose another --catalog", file=sys.stderr)
+        return 2
     try:
         text = catalog_new.propose(args.name, args.format, args.source, catalog,
                                    member=args.member)

@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from sign_datasets import catalog_file
+from sign_datasets.cleaning import Dropped, SourceError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 SPLIT_ALIASES = {"train": "train", "training": "train", "test": "test", "testing": "test"}
@@ -87,8 +88,27 @@ def _size_and_mode(images: list[Image.Image], notes: list[str]) -> tuple[list[in
     return None, mode
 
 
+def open_zip(path: Path, needed_for: str) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise ProposalError(f"{path.name}: not a readable zip archive ({error}); "
+                            f"{needed_for}") from None
+
+
+def open_member(zf: zipfile.ZipFile, path: Path, member: str) -> IO[bytes]:
+    try:
+        return io.BufferedReader(zf.open(member))
+    except KeyError:
+        some = [n for n in zf.namelist() if not n.endswith("/")][:5]
+        raise ProposalError(f"{path.name}: no member {member!r}; --member names a file of "
+                            f"the zip, e.g. {', '.join(map(repr, some)) or '(it is empty)'}") \
+            from None
+
+
 def inspect_zip_folders(path: Path, notes: list[str]) -> dict:
-    with zipfile.ZipFile(path) as zf:
+    with open_zip(path, "--format zip_folders needs a zip of <split>/<class>/ image "
+                        "folders") as zf:
         per_split: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
         samples: dict[str, list[zipfile.ZipInfo]] = collections.defaultdict(list)
         for info in zf.infolist():
@@ -143,10 +163,16 @@ def _pixel_shape(count: int) -> tuple[list[int], str] | None:
 
 def inspect_csv_pixels(stream: IO[bytes], source: str, notes: list[str]) -> dict:
     header = stream.readline(MAX_HEADER_BYTES).removeprefix(b"\xef\xbb\xbf")
+    if not header.strip():
+        raise ProposalError(f"{source}: the file is empty (no header, no rows).")
     names = [n.strip().lower() for n in header.decode("utf-8", "replace").strip().split(",")]
-    if not names or names[0] != "label" or len(names) < 2:
-        raise ProposalError(f"{source}: line 1 should be the header 'label,pixel1,...'; "
-                            f"found {header[:80]!r}")
+    if names[0] != "label" or len(names) < 2:
+        # The build's own words for a missing header, and how to add it.
+        from sign_datasets.formats import csv_pixels
+        try:
+            csv_pixels.parse_header(header, source, max(1, len(names) - 1))
+        except SourceError as error:
+            raise ProposalError(str(error)) from None
     pixels = len(names) - 1
     shape = _pixel_shape(pixels)
     if shape is None:
@@ -174,10 +200,15 @@ def inspect_csv_pixels(stream: IO[bytes], source: str, notes: list[str]) -> dict
             "size": size, "mode": mode}
 
 
-def _first_image(data: bytes, notes: list[str]) -> tuple[list[int], str]:
-    with Image.open(io.BytesIO(data)) as image:
-        image.load()
-        size, mode = _size_and_mode([image.copy()], notes)
+def _first_image(data: bytes, notes: list[str], source: str) -> tuple[list[int], str]:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            size, mode = _size_and_mode([image.copy()], notes)
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise ProposalError(f"{source}: the first image is not readable "
+                            f"({type(error).__name__}); check the file, or write image.mode "
+                            "and image.size by hand") from None
     return size or [image.height, image.width], mode
 
 
@@ -196,7 +227,7 @@ def inspect_json_urls(stream: IO[bytes], source: str, notes: list[str]) -> dict:
         from sign_datasets import sources
         response = requests.get(sources.rebase_url(records[0].url), timeout=20)
         response.raise_for_status()
-        size, mode = _first_image(response.content, notes)
+        size, mode = _first_image(response.content, notes, records[0].url)
         notes.append(f"size and mode from the first image ({records[0].url})")
     except Exception as error:  # noqa: BLE001 - a guess is still a useful proposal
         notes.append(f"the first image could not be fetched ({type(error).__name__}); "
@@ -212,7 +243,13 @@ def inspect_base64_json(stream: IO[bytes], source: str, notes: list[str]) -> dic
     labels = collections.Counter(str(e.label) for e in entries)
     notes.append(f"{len(entries)} images; labels " + ", ".join(
         f"{k} ({v})" for k, v in sorted(labels.items())))
-    size, mode = _first_image(base64_json.decode_base64_text(entries[0].payload), notes)
+    where = f"{source}: entry {entries[0].label!r}"
+    try:
+        data = base64_json.decode_base64_text(entries[0].payload, where)
+    except Dropped as drop:
+        raise ProposalError(f"{drop}; check the file, or write image.mode and image.size by "
+                            "hand") from None
+    size, mode = _first_image(data, notes, where)
     return {"classes": sorted(labels), "size": size, "mode": mode}
 
 
@@ -227,9 +264,8 @@ def inspect(fmt: str, source: str, member: str | None = None) -> tuple[dict, str
             return inspect_zip_folders(path, notes), sha, notes
         with contextlib.ExitStack() as stack:
             if member:
-                zf = stack.enter_context(zipfile.ZipFile(path))
-                stream = stack.enter_context(zf.open(member))
-                stream = io.BufferedReader(stream)
+                zf = stack.enter_context(open_zip(path, "--member reads a file inside a zip"))
+                stream = stack.enter_context(open_member(zf, path, member))
                 label = f"{path.name}/{member}"
             else:
                 stream = stack.enter_context(open(path, "rb"))
@@ -302,7 +338,7 @@ def check(text: str, catalog: Path) -> catalog_file.Entry:
 
 
 def append(catalog: Path, text: str) -> None:
-    catalog.parent.mkdir(parents=True, exist_ok=True)
+    """Appends to the catalog, creating the file (not its folder) if needed."""
     before = catalog.read_text() if catalog.exists() else ""
     with open(catalog, "a") as out:
         if before and not before.endswith("\n"):

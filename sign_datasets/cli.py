@@ -191,20 +191,24 @@ def report_error(error: BaseException) -> int | None:
     return 2
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(make_parser, argv: list[str] | None = None) -> int:
+    """Parses and runs a command; a user's error becomes one line and exit 2.
+
+    A broken catalog or setting met while importing the package is reported
+    first, whatever the command (--help included); then every setting is
+    checked once, before any work.
+    """
     # TensorFlow's C++ start-up chatter buries our tables; users who want it
     # can still set the variable themselves.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import sign_datasets
     from sign_datasets import settings
     try:
-        # A broken catalog or setting met while importing the package is
-        # reported first, whatever the command (--help included).
         if sign_datasets.startup_error is not None:
             settings.check_all()  # a bad setting is often the cause: name it
             raise sign_datasets.startup_error
-        args = build_parser().parse_args(argv)
-        settings.check_all()  # every setting once, before any work
+        args = make_parser().parse_args(argv)
+        settings.check_all()
         return args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -214,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
         if code is None:
             raise
         return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser, argv)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 MODEL_CHOICES = ("dense", "regularized", "cnn", "transfer", "tune")
@@ -19,12 +18,13 @@ BACKBONE_CHOICES = ("mobilenet_v2", "inception_v3")
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors whose message tells the user what to do; no traceback for them."""
     from sign_datasets.cleaning import Dropped
+    from sign_datasets.models.artifacts import ModelFileError
     from sign_datasets.models.data import DataSetupError
     from sign_datasets.models.evaluate import ClassMismatchError
     from sign_datasets.models.transfer import WeightsError
     from sign_datasets.models.tune import KerasTunerMissing
     return (DataSetupError, ClassMismatchError, WeightsError, KerasTunerMissing, Dropped,
-            FileNotFoundError)
+            ModelFileError, FileNotFoundError)
 
 
 def _report_user_errors(command):
@@ -171,13 +171,16 @@ def add_commands(subparsers) -> None:
     predict.set_defaults(func=cmd_predict)
 
 
-def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sign_datasets.training_cli",
                                      description="Train, evaluate and use the course's models.")
     add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sign_datasets.cli import run
+    return run(build_parser, argv)
 
 
 if __name__ == "__main__":
