@@ -88,10 +88,12 @@ def parse_header(line: bytes, source: str, num_pixels: int) -> None:
         first = line.split(b",", 1)[0].strip()
         if first.lstrip(b"-").isdigit():
             raise _not_a_header(source, num_pixels)
-        shown = line[:117].decode("utf-8", "replace") + ("..." if len(line) > 117 else "")
+        # 480 bytes hold at least 120 characters: the same text as a whole decode shows.
+        text = line[:480].decode("utf-8", "replace")
+        shown = text if len(text) < 120 else text[:117] + "..."
         raise SourceError(
             f"{source}: line 1 should be the header 'label,pixel1,...,pixel{num_pixels}' "
-            f"({num_pixels + 1} columns); found {columns:,} columns: {shown!r}")
+            f"({num_pixels + 1} columns); found {columns} columns: {shown!r}")
     text = line.decode("utf-8", "replace")
     names = [name.strip().lower() for name in text.split(",")]
     expected = ["label"] + [f"pixel{i}" for i in range(1, num_pixels + 1)]
@@ -284,7 +286,7 @@ def check_cells(row: PixelRow, num_pixels: int = 784) -> PixelRow:
     width = num_pixels + 1
     if cells is None or len(cells) != width:
         fields = row.fields if cells is None else len(cells)
-        raise Dropped("wrong_field_count", row.where, f"{fields:,} fields, expected {width}")
+        raise Dropped("wrong_field_count", row.where, f"{fields} fields, expected {width}")
     if any(not cell.strip() for cell in cells):
         raise Dropped("empty_cell", row.where)
     if not _is_int(cells[0]):
