@@ -187,7 +187,7 @@ class FetchSettings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         if (raw := env.get(WORKERS_ENV)) is not None:
-            values["workers"] = _parse_number(WORKERS_ENV, raw, int, minimum=1)
+            values["workers"] = _parse_number(WORKERS_ENV, raw, int, minimum=1, inclusive=True)
         if (raw := env.get(TIMEOUT_ENV)) is not None:
             # "5" sets both; "5,30" sets connect then read.
             parts = raw.split(",")
@@ -202,7 +202,7 @@ class FetchSettings:
             values["backoff_factor"] = _parse_number(BACKOFF_ENV, raw, float, minimum=0,
                                                      inclusive=True)
         if (raw := env.get(MAX_BYTES_ENV)) is not None:
-            values["max_bytes"] = _parse_number(MAX_BYTES_ENV, raw, int, minimum=1)
+            values["max_bytes"] = _parse_number(MAX_BYTES_ENV, raw, int, minimum=1, inclusive=True)
         if raw := env.get(ALLOWED_HOSTS_ENV, "").strip():
             hosts = tuple(h.strip() for h in raw.split(",") if h.strip())
             for host in hosts:
@@ -1089,7 +1089,8 @@ def source_settings(environ: Mapping[str, str] | None = None) -> FetchSettings:
     values: dict[str, Any] = {"max_bytes": DEFAULT_SOURCE_MAX_BYTES,
                               "total_timeout": DEFAULT_SOURCE_TIMEOUT, "workers": 1}
     if (raw := env.get(SOURCE_MAX_BYTES_ENV)) is not None:
-        values["max_bytes"] = _parse_number(SOURCE_MAX_BYTES_ENV, raw, int, minimum=1)
+        values["max_bytes"] = _parse_number(SOURCE_MAX_BYTES_ENV, raw, int, minimum=1,
+                                             inclusive=True)
     if (raw := env.get(SOURCE_TIMEOUT_ENV)) is not None:
         values["total_timeout"] = _parse_number(SOURCE_TIMEOUT_ENV, raw, float, minimum=0)
     return FetchSettings.from_env(env, **values)
