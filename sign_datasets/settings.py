@@ -79,13 +79,14 @@ def _fetch_checks() -> list[tuple[str, Callable[[], object]]]:
 
     # One variable at a time, so that an error from the fetcher's own parser
     # is tied to the variable that caused it.
-    def alone(name: str) -> Callable[[], object]:
-        return lambda: fetcher.FetchSettings.from_env(
-            {name: os.environ[name]} if name in os.environ else {})
+    def alone(name: str, parse: Callable) -> Callable[[], object]:
+        return lambda: parse({name: os.environ[name]} if name in os.environ else {})
 
-    names = (fetcher.WORKERS_ENV, fetcher.TIMEOUT_ENV, fetcher.RETRIES_ENV, fetcher.BACKOFF_ENV,
-             fetcher.MAX_BYTES_ENV, fetcher.ALLOWED_HOSTS_ENV)
-    return [(name, alone(name)) for name in names] + \
+    images = (fetcher.WORKERS_ENV, fetcher.TIMEOUT_ENV, fetcher.RETRIES_ENV, fetcher.BACKOFF_ENV,
+              fetcher.MAX_BYTES_ENV, fetcher.ALLOWED_HOSTS_ENV)
+    source_files = (fetcher.SOURCE_MAX_BYTES_ENV, fetcher.SOURCE_TIMEOUT_ENV)
+    return [(name, alone(name, fetcher.FetchSettings.from_env)) for name in images] + \
+        [(name, alone(name, fetcher.source_settings)) for name in source_files] + \
         [(fetcher.MAX_FAILED_SHARE_ENV, fetcher.max_failed_share)]
 
 
