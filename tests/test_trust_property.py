@@ -28,9 +28,9 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from trust import cases
 from trust.cases import SourceSpec, Spec
-from trust.world import World
+from trust.world import Watcher, World
 
-EXAMPLES = settings(max_examples=30, deadline=None, derandomize=True, database=None,
+EXAMPLES = settings(max_examples=50, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow,
                                            HealthCheck.function_scoped_fixture])
 
@@ -72,7 +72,8 @@ def specs(draw) -> Spec:
     sources = tuple(SourceSpec(s.key, s.template, s.member, split)
                     for s, split in zip((draw(source_specs(fmt)) for _ in range(count)),
                                         ("train", "test")))
-    config = draw(st.one_of(st.none(), st.sampled_from(cases.CONFIG_NAMES)))
+    # Mostly no config: a refused config name stops an example before its build.
+    config = draw(st.sampled_from((None,) * 2 * len(cases.CONFIG_NAMES) + cases.CONFIG_NAMES))
     urls, share = (), None
     if fmt == "json_urls":
         urls = tuple(draw(st.lists(st.sampled_from(cases.BENIGN_URLS + cases.URL_ATTACKS),
@@ -94,6 +95,23 @@ def _only(template: str, fmt="csv_pixels", mode="folder", key="location") -> Spe
                    max_failed_share=1.0))
 @example(spec=_only("good.{X}", fmt="zip_folders", mode="http", key="object"))
 def test_a_build_stays_inside_the_trust_boundary(world, spec):
+    check(world, spec)
+
+
+# Spellings that name nothing (kept out of the examples above: a failing
+# explicit example would stop hypothesis before it generates any).
+@pytest.mark.parametrize("spec", [
+    _only("{ROOT}/%2e%2e/sécret/secret.{X}"),
+    Spec("csv_pixels", "folder", (SourceSpec("location", "csvs.zip", "../../sécret/secret.csv"),)),
+    _only("r/0.{X}", key="object"),
+], ids=["missing-path", "missing-member", "missing-object"])
+def test_a_source_that_is_not_there_is_a_clear_error(world, spec):
+    check(world, spec)
+
+
+def check(world: World, spec: Spec) -> None:
+    """Builds `spec` and asserts every property, each on its own line (so
+    hypothesis reports each broken property as a bug of its own)."""
     outcome = cases.run(world, spec)
     folder = world.base / "ex" / str(world.counter)
     what = cases.describe(world, outcome)
@@ -110,5 +128,44 @@ def test_a_build_stays_inside_the_trust_boundary(world, spec):
     assert unclear is None, f"neither counted nor a clear error: {unclear}\n{what}"
     if cases.path_like_config(spec):
         from sign_datasets.catalog_file import CatalogError
-        assert isinstance(outcome.error, CatalogError) and "configs[0].name" in \
-            str(outcome.error), f"a config name that names another folder was not refused\n{what}"
+        # Refused for this or another field: either way nothing is built.
+        assert isinstance(outcome.error, CatalogError), \
+            f"a config name that names another folder was not refused\n{what}"
+
+
+# --- the instruments -------------------------------------------------------------------
+
+def test_the_watcher_sees_reads_in_python_and_in_tensorflow(world):
+    """Reads of a secret through Python's open and through tf.io.gfile (C++,
+    no audit event) are both seen: the checks above can fail."""
+    import tensorflow as tf
+
+    for read in (lambda p: open(p, "rb").read(), lambda p: tf.io.gfile.GFile(p, "rb").read()):
+        times = world.secret_times()
+        outcome = cases.Outcome(cases.Spec("csv_pixels", "folder", ()), "")
+        outcome.seen = Watcher.get().start()
+        try:
+            read(str(world.secret / "secret.csv"))
+        finally:
+            Watcher.get().stop()
+        outcome.touched = world.secrets_touched(times)
+        assert f"access time moved: {world.secret / 'secret.csv'}" in \
+            cases.secret_reads(world, outcome)
+
+
+def test_the_watcher_sees_writes_and_connections(world, tmp_path):
+    import urllib.request
+
+    outcome = cases.Outcome(cases.Spec("csv_pixels", "folder", ()), "")
+    outcome.seen = Watcher.get().start()
+    try:
+        (tmp_path / "out.txt").write_text("x")
+        urllib.request.urlopen(f"http://127.0.0.1:{world.forbidden.port}/x.csv").read()
+    finally:
+        Watcher.get().stop()
+    outcome.forbidden_requests = list(world.forbidden.requests)
+    world.forbidden.requests.clear()
+    assert any("out.txt" in w for w in cases.outside_writes(world, outcome, tmp_path / "ex"))
+    found = cases.refused_connections(world, outcome)
+    assert f"connect to the forbidden port: 127.0.0.1:{world.forbidden.port}" in found
+    assert "forbidden server got /x.csv" in found

@@ -19,6 +19,7 @@ import dataclasses
 import io
 import json
 import os
+import shutil
 from pathlib import Path
 
 from .world import (CANARIES, FORBIDDEN_CANARIES, REDIRECT_TARGETS, Seen, Watcher, World,
@@ -248,12 +249,23 @@ def run(world: World, spec: Spec, home: Path | None = None) -> Outcome:
             watcher.stop()
     outcome.touched = world.secrets_touched(times)
     outcome.new_names = sorted(world.tree() - before_tree)
+    _remove(outcome.new_names)
     outcome.leaked = _canaries_in(CANARIES, data_dir, downloads)
     outcome.fetched_forbidden = _canaries_in(FORBIDDEN_CANARIES, data_dir, downloads)
     outcome.output = output.getvalue()
     outcome.forbidden_requests = list(world.forbidden.requests)
     outcome.credential_requests = [r for r in world.allowed.requests if r[1]]
     return outcome
+
+
+def _remove(names: list[str]) -> None:
+    """Takes away what an example left outside its dirs: the next one (and a
+    replay of this one) starts from the same world."""
+    for name in sorted(names, key=len, reverse=True):
+        if os.path.isdir(name) and not os.path.islink(name):
+            shutil.rmtree(name, ignore_errors=True)
+        elif os.path.lexists(name):
+            os.unlink(name)
 
 
 def _canaries_in(canaries, *folders: Path) -> list[str]:

@@ -33,8 +33,9 @@ def specs():
             yield Spec("csv_pixels", mode, (SourceSpec("location", "csvs.zip", member),))
         yield Spec("zip_folders", mode, (SourceSpec("location", "evil.zip"),))
         for url in cases.BENIGN_URLS + cases.URL_ATTACKS:
-            yield Spec("json_urls", mode, (SourceSpec("location", "good.json"),), urls=(url, "{BASE}good.png"),
-                       max_failed_share=1.0)
+            # A good URL beside it: a split of refused URLs alone is empty.
+            yield Spec("json_urls", mode, (SourceSpec("location", "good.json"),),
+                       urls=(url, "{BASE}good.png"), max_failed_share=1.0)
         for config in cases.CONFIG_NAMES:
             yield Spec("csv_pixels", mode, (SourceSpec("location", "good.csv"),), config=config)
             yield Spec("zip_folders", mode, (SourceSpec("location", "good.zip"),), config=config)

@@ -338,7 +338,8 @@ class World:
         served = {f"/good.{ext}": data for ext, data in good.items()}
         served["/evil.zip"] = evil_zip(self.secret)
         served["/csvs.zip"] = zip_bytes({"train.csv": good["csv"]})
-        self.forbidden = Server({}, fallback=secret_files(FORBIDDEN_CANARY, FORBIDDEN_VALUE)).start()
+        forbidden = secret_files(FORBIDDEN_CANARY, FORBIDDEN_VALUE)
+        self.forbidden = Server({}, fallback=forbidden).start()
         self.allowed = Server(served).start()
         self.allowed.redirects = {
             f"/r/{k}.{ext}": self.fill(target, ext)
