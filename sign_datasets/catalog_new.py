@@ -223,11 +223,10 @@ def inspect_json_urls(stream: IO[bytes], source: str, notes: list[str]) -> dict:
         f"{k} ({v})" for k, v in sorted(labels.items())))
     size, mode = [28, 28], "L"
     try:
-        import requests
-        from sign_datasets import sources
-        response = requests.get(sources.rebase_url(records[0].url), timeout=20)
-        response.raise_for_status()
-        size, mode = _first_image(response.content, notes, records[0].url)
+        from sign_datasets import fetcher, sources
+        # A URL found in a file: the data scope of the URL policy, as builds fetch it.
+        data = fetcher.fetch_one(sources.rebase_url(records[0].url))
+        size, mode = _first_image(data, notes, records[0].url)
         notes.append(f"size and mode from the first image ({records[0].url})")
     except Exception as error:  # noqa: BLE001 - a guess is still a useful proposal
         notes.append(f"the first image could not be fetched ({type(error).__name__}); "

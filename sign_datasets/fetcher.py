@@ -1180,6 +1180,19 @@ def _copy_from_bucket(url: str, target: Path, settings: FetchSettings) -> None:
             os.unlink(partial)
 
 
+def fetch_one(url: str) -> bytes:
+    """The body of one URL found in a source file (scope DATA, as builds
+    fetch it), kept nowhere; raises SourceDownloadError naming the URL."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder, Fetcher(folder) as fetch:
+        result = fetch.fetch(url)
+        if not result.ok:
+            raise SourceDownloadError(f"{cut_url(url)}: not fetched ({result.reason}: "
+                                      f"{result.detail})")
+        return result.read_bytes()
+
+
 def discard_download(path: Path, download_dir) -> bool:
     """Removes a downloaded source (one whose bytes proved wrong), so the
     next build downloads it again; never a file outside the download folder."""

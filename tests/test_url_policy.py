@@ -218,6 +218,19 @@ def test_new_source_redirect_to_a_refused_host_is_refused(origin, other, env, tm
     assert hashlib.sha256(shapes_csv()).hexdigest() in text and "size = [8, 8]" in text
 
 
+def test_new_fetches_the_first_image_of_a_json_file_only_where_builds_may(origin, other, env,
+                                                                         tmp_path):
+    from sign_datasets import catalog_new
+
+    env.setenv("SIGN_DATASETS_SOURCE", origin.base_url)
+    other.routes["/0.png"] = b"not for us"
+    listing = tmp_path / "urls.jsonl"
+    listing.write_text(f'{{"content": "{other.base_url}0.png", "label": "cat"}}\n')
+    text = catalog_new.propose("team_new_json", "json_urls", str(listing), tmp_path / "team.toml")
+    assert "the first image could not be fetched (SourceDownloadError)" in text
+    assert other.paths == []
+
+
 # --- the catalog scope -------------------------------------------------------------------
 
 def test_a_catalog_may_not_name_a_loopback_server_unless_allowed(origin, env, tmp_path):
