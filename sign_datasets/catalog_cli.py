@@ -26,10 +26,8 @@ def cmd_info(args) -> int:
 
 
 def cmd_show(args) -> int:
-    import tensorflow_datasets as tfds
-
-    from sign_datasets import visualize
-    builder = tfds.builder(args.name, data_dir=args.data_dir)
+    from sign_datasets import catalog, visualize
+    builder = catalog.find_builder(args.name, data_dir=args.data_dir)
     if not builder.is_prepared():
         print(f"error: {args.name} is not built in {builder.data_dir}; run "
               f"`sign-datasets build {args.name}` (or pass --data-dir)", file=sys.stderr)
@@ -76,7 +74,9 @@ def cmd_new(args) -> int:
 
 
 def cmd_catalog(args) -> int:
-    from sign_datasets import catalog_page
+    from sign_datasets import catalog, catalog_page
+    for name in args.names:
+        catalog.find_builder(name)  # an unknown name is one line, before any page
     index = catalog_page.write_site(Path(args.out), data_dir=args.data_dir,
                                     names=args.names or None)
     print(index)

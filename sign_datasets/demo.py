@@ -8,6 +8,7 @@ path -> summary table -> a small CNN on sign_mnist_csv -> a grid of examples
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def run(out: Path, scale: float = 0.1, epochs: int = 2, seed: int = 0) -> int:
     failed = [r for r in results if r.error]
     if failed:
         for result in failed:
-            print(f"error: {result.name}: {result.error}")
+            print(f"error: {result.name}: {result.error}", file=sys.stderr)
         return 1
 
     print(f"[4/6] training a small CNN on sign_mnist_csv for {epochs} epoch(s)", flush=True)

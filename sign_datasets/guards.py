@@ -241,16 +241,20 @@ _OS_HINTS = {
     errno.EISDIR: "this is a folder where a file is needed; check the path",
     errno.EEXIST: "it already exists; choose another path or remove it",
     errno.ELOOP: "too many symbolic links; check the path",
+    errno.EADDRINUSE: "the port is in use; choose another --port (0 picks a free one)",
 }
 
 
 def os_problem(error: OSError) -> str | None:
     """'PATH: what is wrong; what to do' for an OSError of the user's paths, else None."""
+    if error.errno is None and isinstance(error, FileNotFoundError):
+        return str(error)  # ours, e.g. "replica folder not found: DIR"
     hint = _OS_HINTS.get(error.errno)
     if hint is None:
         return None
-    where = error.filename if error.filename is not None else "a file"
-    return f"{os.fsdecode(where)}: {hint}"
+    if error.filename is None:
+        return f"{hint} ({error.strerror or error})"
+    return f"{os.fsdecode(error.filename)}: {hint}"
 
 
 def writable_folder(path, what: str) -> None:
@@ -296,7 +300,10 @@ def users_errors() -> tuple[type[BaseException], ...]:
 def users_message(error: BaseException) -> str | None:
     """The one line to show for an error the user can fix, or None for a bug of
     ours (which keeps its traceback so that it gets reported)."""
-    if isinstance(error, users_errors()):
+    from tensorflow_datasets.core.registered import DatasetNotFoundError
+    if isinstance(error, DatasetNotFoundError):
+        text = str(error).splitlines()[0]  # the rest lists every dataset TFDS knows
+    elif isinstance(error, users_errors()):
         text = str(error)
     elif isinstance(error, OSError):
         text = os_problem(error)
