@@ -312,5 +312,11 @@ def users_message(error: BaseException) -> str | None:
     if text is None:
         return None
     # Some messages list details on lines of their own; the CLI shows one line.
-    return " ".join(part.strip() for part in text.splitlines() if part.strip()) or \
-        type(error).__name__
+    line = " ".join(part.strip() for part in text.splitlines() if part.strip())
+    return printable(line) or type(error).__name__
+
+
+def printable(text: str) -> str:
+    """`text` with control characters written as escapes: a name from a hostile
+    file must not move the cursor, clear the screen or fake another line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

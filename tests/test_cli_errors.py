@@ -68,6 +68,15 @@ def test_missing_or_broken_catalog_is_one_line_for_any_command(tmp_path):
     assert_one_line(result, 2, str(broken), "not valid TOML")
 
 
+def test_control_characters_in_an_error_are_written_as_escapes(tmp_path):
+    """A name with an escape sequence cannot clear the screen or fake a line."""
+    hostile = tmp_path / "team\x1b[2J\r\x1b[1Aok.toml"
+    result = run("list", env={"SIGN_DATASETS_CATALOG": str(hostile)})
+    line = assert_one_line(result, 2, "no such catalog file", "team\\x1b[2J", "\\x1b[1Aok.toml")
+    assert "\x1b" not in result.stderr and "\r" not in result.stderr
+    assert line.startswith("error: ")
+
+
 def test_library_users_still_get_the_catalog_error_from_the_import(tmp_path):
     result = subprocess.run([sys.executable, "-c", "import sign_datasets"], capture_output=True,
                             text=True, timeout=120,
