@@ -505,7 +505,7 @@ def test_build_reports_every_failure_and_exits_non_zero(team, tmp_path, capsys):
     assert code == 1
     assert "team_gone" in out and "FAILED" in out
     assert "team_shapes" in out and "9" in out
-    assert "error: team_gone: FileNotFoundError" in err and "sources[0].location" in err
+    assert "error: team_gone: " in err and "sources[0].location" in err and "does not exist" in err
 
 
 def test_build_wants_names_or_all(capsys):
