@@ -14,8 +14,9 @@ from pathlib import Path
 
 def _add_source(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--source", help="base URL, file:// URL or folder that replaces the course bucket "
-                         "(same as SIGN_DATASETS_SOURCE)")
+        "--source", dest="source_base",
+        help="base URL, file:// URL or folder that replaces the course bucket "
+             "(same as SIGN_DATASETS_SOURCE)")
 
 
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
@@ -24,9 +25,9 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def _apply_source(args) -> None:
-    if getattr(args, "source", None):
+    if getattr(args, "source_base", None):
         from sign_datasets import sources
-        os.environ[sources.SOURCE_ENV] = args.source
+        os.environ[sources.SOURCE_ENV] = args.source_base
         sources.source_base()  # fail now, with the message, if it is unusable
 
 
@@ -67,7 +68,6 @@ def data_dir_of(args) -> str:
 
 def cmd_build(args) -> int:
     from sign_datasets import catalog, guards
-    _apply_source(args)
     if args.all == bool(args.names):
         print("error: name datasets to build, or --all (not both)", file=sys.stderr)
         return 2
@@ -208,6 +208,7 @@ def run(make_parser, argv: list[str] | None = None) -> int:
             settings.check_all()  # a bad setting is often the cause: name it
             raise sign_datasets.startup_error
         args = make_parser().parse_args(argv)
+        _apply_source(args)  # --source replaces SIGN_DATASETS_SOURCE, so check it instead
         settings.check_all()
         return args.func(args)
     except KeyboardInterrupt:

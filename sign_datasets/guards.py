@@ -268,6 +268,8 @@ def writable_folder(path, what: str) -> None:
     path = os.fspath(path)
     if "://" in path:
         return
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise SettingsError(f"{what} {path}: is a file, not a folder; choose a folder")
     try:
         os.makedirs(path, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):

@@ -172,6 +172,11 @@ def test_read_only_or_too_long_data_dir_is_one_line_before_any_work(tmp_path, mo
     result = run("build", "sign_mnist_csv", "--data-dir", too_long)
     assert_one_line(result, 2, "x" * 300, "too long")
 
+    a_file = tmp_path / "tfds.txt"
+    a_file.write_text("")
+    result = run("build", "sign_mnist_csv", "--data-dir", a_file)
+    assert_one_line(result, 2, str(a_file), "is a file, not a folder")
+
     result = run("catalog", "--out", read_only / "site", "--data-dir", tmp_path)
     assert_one_line(result, 2, str(read_only / "site"), "read-only")
 
