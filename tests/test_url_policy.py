@@ -417,14 +417,15 @@ def test_a_trickling_server_hits_the_total_timeout(origin, tmp_path, path, trick
 
 
 def test_the_deadline_covers_retries_and_retry_after(origin, tmp_path):
-    origin.routes["/busy"] = lambda h: h._send(503, b"busy", Retry_After="30")
+    origin.routes["/busy"] = lambda h: h._send(503, b"TOPSECRET page", Retry_After="30")
     settings = FetchSettings(**{**FAST, "total_timeout": 1.0, "retries": 5})
     with Fetcher(tmp_path / "cache", settings, source=origin.base_url) as fetch:
         started = time.monotonic()
         result = fetch.fetch(origin.base_url + "busy")
         elapsed = time.monotonic() - started
-    assert not result.ok and elapsed < 1.5
-    assert "busy" not in result.detail
+    # The last 503, or the deadline met before it: either way within the limit.
+    assert result.reason in (TIMEOUT, fetcher.SERVER_ERROR) and elapsed < 1.5
+    assert "TOPSECRET" not in result.detail
 
 
 def test_a_source_download_has_its_own_time_limit(origin, env, tmp_path):
