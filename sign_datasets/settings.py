@@ -1,11 +1,11 @@
 """Reading the SIGN_DATASETS_* variables, and checking them all at once.
 
 The variables belong to whoever runs the build (README.md, "Settings"). Each
-module reads its own with the parsers here, so a bad value is one
-`SettingsError` naming the variable and the value, never a bare ValueError
-from int() or a RuntimeError from `~nosuchuser`. An empty value means unset.
-`check_all` asks every module for its settings once, so the command line can
-refuse a bad one before doing any work.
+module reads its own, with the parsers here (the fetcher has its own), so a
+bad value is one error naming the variable and the value, never a bare
+ValueError from int() or a RuntimeError from `~nosuchuser`. An empty value
+means unset. `check_all` asks every module for its settings once, so the
+command line can refuse a bad one before doing any work.
 """
 
 from __future__ import annotations
@@ -38,11 +38,13 @@ def number(name: str, default: float, kind: type = int, minimum: float | None = 
         raise SettingsError(f"{name}={text!r} is not {what}; write one, or unset the "
                             "variable for the default") from None
     if value != value or value in (float("inf"), float("-inf")):
-        raise SettingsError(f"{name}={text!r} is not a finite number")
+        raise SettingsError(f"{name}={text!r} is not a finite number; write one, or unset "
+                            "the variable for the default")
     if minimum is not None and value < minimum:
-        raise SettingsError(f"{name}={text!r}: must be at least {minimum}")
+        raise SettingsError(f"{name}={text!r}: must be at least {minimum}, or unset for the "
+                            "default")
     if positive and not value > 0:
-        raise SettingsError(f"{name}={text!r}: must be more than 0")
+        raise SettingsError(f"{name}={text!r}: must be more than 0, or unset for the default")
     return value
 
 
