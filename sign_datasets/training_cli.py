@@ -32,7 +32,9 @@ def _report_user_errors(command):
         try:
             return command(args)
         except _user_errors() as error:
-            print(f"error: {error}", file=sys.stderr)
+            from sign_datasets.guards import printable
+            line = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
+            print(f"error: {printable(line)}", file=sys.stderr)
             return 2
     return run
 
