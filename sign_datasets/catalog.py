@@ -98,7 +98,7 @@ def build_one(name: str, data_dir: str | None = None, file_format: str | None = 
         result.error = guards.users_message(error) or ""
         if not result.error:
             traceback.print_exc()
-            result.error = f"{type(error).__name__}: {error}".splitlines()[0]
+            result.error = guards.printable(f"{type(error).__name__}: {error}".splitlines()[0])
     result.seconds = time.perf_counter() - start
     return result
 
