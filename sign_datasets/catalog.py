@@ -20,7 +20,8 @@ class UnknownDatasetError(LookupError):
 
 
 # NAME, NAME/CONFIG, either with :VERSION (TFDS's spelling).
-_DATASET_NAME = re.compile(r"([a-z][a-z0-9_]*)(?:/([a-z0-9][a-z0-9_]*))?(?::[0-9]+\.[0-9]+\.[0-9]+)?")
+_DATASET_NAME = re.compile(
+    r"([a-z][a-z0-9_]*)(?:/([a-z0-9][a-z0-9_]*))?(?::[0-9]+\.[0-9]+\.[0-9]+)?")
 
 
 def find_builder(name: str, **kwargs):

@@ -15,7 +15,6 @@ import datetime
 import io
 import json
 import math
-import shutil
 import tempfile
 import tomllib
 import urllib.parse

@@ -194,7 +194,8 @@ def test_full_disk_fails_the_build_with_one_line(replica_dir, mount_tmpfs):
 # --- `new` -------------------------------------------------------------------------------
 
 def test_new_creates_the_catalog_file_but_not_its_folder(tmp_path):
-    (tmp_path / "shapes.csv").write_text("label,pixel1,pixel2,pixel3,pixel4\n0,1,2,3,4\n1,5,6,7,8\n")
+    (tmp_path / "shapes.csv").write_text(
+        "label,pixel1,pixel2,pixel3,pixel4\n0,1,2,3,4\n1,5,6,7,8\n")
     (tmp_path / "headerless.csv").write_text("0,1,2,3,4\n1,5,6,7,8\n")
     catalog = tmp_path / "team.toml"
 
