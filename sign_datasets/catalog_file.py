@@ -949,8 +949,10 @@ def dataset_names_of(names: Iterable[str]) -> list[str]:
 
 # --- generated builders -----------------------------------------------------------------
 
-def sha256_of(path: Path) -> str:
-    with open(path, "rb") as f:
+def sha256_of(path: Path, roots: Iterable[Path] | None = None) -> str:
+    """The file's sha256; with `roots`, read only if it lies beneath them
+    (`open_beneath`: a catalog source's file)."""
+    with (open(path, "rb") if roots is None else open_beneath(path, roots)) as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
