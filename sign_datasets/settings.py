@@ -3,9 +3,11 @@
 The variables belong to whoever runs the build (README.md, "Settings"). Each
 module reads its own, with the parsers here (the fetcher has its own), so a
 bad value is one error naming the variable and the value, never a bare
-ValueError from int() or a RuntimeError from `~nosuchuser`. An empty value
-means unset. `check_all` asks every module for its settings once, so the
-command line can refuse a bad one before doing any work.
+ValueError from int() or a RuntimeError from `~nosuchuser`. `check_all` asks
+every module for its settings once, so the command line can refuse a bad one
+before doing any work. There a variable that is set but empty is refused too:
+`X= command` more often means a forgotten value than "the default", and
+`unset X` says the latter plainly.
 """
 
 from __future__ import annotations
@@ -120,6 +122,9 @@ def checks() -> list[tuple[str, Callable[[], object]]]:
 def check_all() -> None:
     """Raises SettingsError for the first unusable setting, naming it."""
     for name, parse in checks():
+        if name in os.environ and not os.environ[name].strip():
+            raise SettingsError(f"{name}={os.environ[name]!r} is empty; give it a value, or "
+                                f"unset it (`unset {name}`) for the default")
         try:
             parse()
         except SettingsError:

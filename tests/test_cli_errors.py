@@ -116,16 +116,15 @@ def test_a_bad_setting_is_one_line_naming_variable_and_value(name, value, a_file
     assert_one_line(result, 2, name, value)
 
 
-def test_empty_settings_mean_unset(tmp_path):
-    # The fetcher's own variables (SIGN_DATASETS_FETCH_*, _SOURCE_MAX_BYTES,
-    # _SOURCE_TIMEOUT) refuse an empty value instead; tests/test_url_policy.py.
-    names = ["SIGN_DATASETS_SOURCE", "SIGN_DATASETS_WORKERS", "SIGN_DATASETS_SHUFFLE_MEMORY_MB",
-             "SIGN_DATASETS_BEAM_RANGE_BYTES", "SIGN_DATASETS_CATALOG",
-             "SIGN_DATASETS_ALLOWED_ROOTS", "SIGN_DATASETS_ALLOWED_HOSTS",
-             "SIGN_DATASETS_MAX_FAILED_SHARE"]
-    result = run("list", "--data-dir", tmp_path, env=dict.fromkeys(names, " "))
-    assert result.returncode == 0, result.stderr
-    assert "sign_mnist_csv/dirty" in result.stdout
+def test_an_empty_setting_is_one_line_naming_it(tmp_path):
+    """`X= sign-datasets ...` is refused like any bad value: a forgotten value
+    must not silently become the default."""
+    from sign_datasets import settings
+    names = [name for name, _ in settings.checks()]
+    assert len(names) >= 14
+    for name in ("SIGN_DATASETS_WORKERS", "SIGN_DATASETS_CATALOG", "SIGN_DATASETS_SOURCE"):
+        result = run("list", "--data-dir", tmp_path, env={name: " "})
+        assert_one_line(result, 2, name, "is empty", f"unset {name}")
 
 
 def test_every_setting_of_the_package_is_checked_at_start():
