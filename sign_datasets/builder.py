@@ -22,7 +22,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from sign_datasets import determinism, guards, sources
-from sign_datasets.cleaning import SplitReport, clean, format_report
+from sign_datasets.cleaning import MissingSource, SplitReport, clean, format_report
 from sign_datasets.labels import SIGN_LETTERS
 
 determinism.install()
@@ -160,7 +160,7 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                 info = zf.getinfo(member)
             except KeyError:
                 found = sorted(n for n in zf.namelist() if not n.endswith("/"))[:20]
-                raise FileNotFoundError(f"{guards.describe_download(archive)}: no member "
+                raise MissingSource(f"{guards.describe_download(archive)}: no member "
                                         f"{member!r}; it holds {found}") from None
             # ZipExtFile.readline is pure Python; a C buffer in front of it
             # makes line-by-line reading several times faster.

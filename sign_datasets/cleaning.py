@@ -36,6 +36,11 @@ class SourceError(Exception):
     """
 
 
+class MissingSource(SourceError, FileNotFoundError):
+    """A source file, zip member or object that is not there. Still a
+    FileNotFoundError for callers that catch that."""
+
+
 Rule = Callable[[Any], Any]
 
 

@@ -60,7 +60,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
 from sign_datasets import sources, url_cache
-from sign_datasets.cleaning import SourceError
+from sign_datasets.cleaning import MissingSource, SourceError
 
 T = TypeVar("T")
 
@@ -1038,17 +1038,20 @@ def check_failed_share(report: Mapping, limit: float, what: str) -> None:
     records, dropped = int(report["records"]), int(report["dropped"])
     if records == 0 or dropped / records <= limit:
         return
-    lines = [f"{what}: {dropped} of {records} records failed ({dropped / records:.1%}), more than "
-             f"the {limit:.0%} allowed, so the build stopped and nothing was written."]
+    # One line, as every error of a build: the failures by reason, then what to do.
+    failures = []
     for reason, count in sorted(report["drops"].items(), key=lambda kv: (-kv[1], kv[0])):
         first = report.get("examples", {}).get(reason, [])[:3]
-        lines.append(f"  {reason}: {count}" + (f" (first: {'; '.join(first)})" if first else ""))
+        failures.append(f"{reason}: {count}" + (f" (first: {'; '.join(first)})" if first else ""))
+    parts = [f"{what}: {dropped} of {records} records failed ({dropped / records:.1%}), more than "
+             f"the {limit:.0%} allowed, so the build stopped and nothing was written: "
+             + ", ".join(failures) + "."]
     if REFUSED in report["drops"]:
-        lines.append(f"URLs outside the source are refused on purpose; list hosts you trust in "
+        parts.append(f"URLs outside the source are refused on purpose; list hosts you trust in "
                      f"{ALLOWED_HOSTS_ENV} (comma-separated HOST or HOST:PORT) to fetch them.")
-    lines.append(f"Fetched files are cached, so a rerun retries only the failures. If a partial "
+    parts.append(f"Fetched files are cached, so a rerun retries only the failures; if a partial "
                  f"dataset is acceptable, raise the limit, e.g. {MAX_FAILED_SHARE_ENV}=0.5.")
-    raise TooManyFailures("\n".join(lines))
+    raise TooManyFailures(" ".join(parts))
 
 
 def _write_all(descriptor: int, data: bytes) -> None:
@@ -1129,7 +1132,7 @@ def download_source(url: str, download_dir, settings: FetchSettings | None = Non
         raise SourceDownloadError(f"{cut_url(url)}: refused: {refused}") from None
     if local is not None:
         if not local.is_file():
-            raise FileNotFoundError(f"{cut_url(url)}: no file {local}")
+            raise MissingSource(f"{cut_url(url)}: no file {local}")
         return local
     target = source_download_path(url, download_dir)
     if target.is_file():
