@@ -24,7 +24,7 @@ from sign_datasets import fetcher, sources
 from sign_datasets.builder import CleanedBuilder, raw_image_feature
 from sign_datasets.catalog_file import (Entry, PathRefused, Source, allowed_roots, open_beneath,
                                         sha256_of, source_path)
-from sign_datasets.cleaning import Dropped, SourceError
+from sign_datasets.cleaning import Dropped, MissingSource, SourceError
 from sign_datasets.formats import base64_json, csv_pixels, json_urls
 from sign_datasets.formats.zip_folders import FolderConfig, ImageFolderBuilder
 from sign_datasets.plans import positioned
@@ -55,24 +55,25 @@ class CatalogDataset:
     def fetch_source(self, dl_manager, source: Source) -> Path:
         """The local file of one source, its sha256 checked if the entry gives one.
 
-        A path is read where it is; a URL or bucket object is downloaded once
-        into the download dir through the URL policy (`fetcher.download_source`).
+        A path is read where it is, after it was resolved again and found
+        beneath the allowed roots (a symlink may have been swapped since the
+        catalog was read); the checked real path is what gets read. A URL or
+        bucket object is downloaded once into the download dir through the
+        URL policy (`fetcher.download_source`).
         """
         entry = self.ENTRY
         where = f"{entry.file}: entry {entry.name!r}: field '{source.field}"
         if source.kind == "path":
-            if not Path(source.target).exists():
-                raise FileNotFoundError(f"{where}.location': {source.target} does not exist")
-            # Read where it is: a cached copy of a file the team edits in
-            # place would be read stale.
-            path = Path(source.target)
+            path = source_path(entry, source)
+            if not path.exists():
+                raise MissingSource(f"{where}.location': {source.target} does not exist")
         else:
             url = (sources.object_url(source.target) if source.kind == "object"
                    else source.target)
             field = "object" if source.kind == "object" else "location"
             try:
                 path = fetcher.download_source(url, dl_manager.download_dir)
-            except (fetcher.SourceDownloadError, FileNotFoundError) as error:
+            except (fetcher.SourceDownloadError, MissingSource) as error:
                 raise type(error)(f"{where}.{field}': {error}") from None
         if source.sha256:
             found = sha256_of(path)
@@ -87,17 +88,8 @@ class CatalogDataset:
     def download_object(self, dl_manager, name: str) -> Path:
         for source in self.ENTRY.sources:
             if source.label == name:
-                return self.checked_fetch(dl_manager, source)
+                return self.fetch_source(dl_manager, source)
         raise KeyError(f"{self.ENTRY.name}: no source {name!r}")
-
-    def checked_fetch(self, dl_manager, source: Source) -> Path:
-        """fetch_source, for a local source only after its path was resolved
-        again and found beneath the allowed roots (a symlink may have been
-        swapped since the catalog was read); the checked real path is what
-        gets read."""
-        checked = source_path(self.ENTRY, source)
-        path = self.fetch_source(dl_manager, source)
-        return checked if checked is not None and source.kind == "path" else path
 
     @contextlib.contextmanager
     def open_source(self, path: Path, source: Source) -> Iterator:
@@ -105,7 +97,12 @@ class CatalogDataset:
             # Checked once more as it is opened: the build may have run a while.
             path = source_path(self.ENTRY, source)
         if source.member:
-            with self.open_member(path, source.member) as stream:
+            with contextlib.ExitStack() as stack:
+                try:
+                    stream = stack.enter_context(self.open_member(path, source.member))
+                except MissingSource as error:
+                    raise MissingSource(f"{self.ENTRY.file}: entry {self.ENTRY.name!r}: field "
+                                        f"'{source.field}.member': {error}") from None
                 yield stream
         elif source.kind == "path":
             try:
@@ -141,7 +138,7 @@ class CatalogDataset:
         for split in self.ENTRY.splits:
             found = self.ENTRY.sources_for(split, self.config_name())
             if found:
-                chosen[split] = [(source, self.checked_fetch(dl_manager, source))
+                chosen[split] = [(source, self.fetch_source(dl_manager, source))
                                  for source in found]
         return chosen
 

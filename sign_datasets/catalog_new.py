@@ -58,10 +58,19 @@ def local_copy(source: str) -> Iterator[Path]:
             yield downloaded.rename(Path(tmp) / fetcher.safe_file_name(source))
     else:
         path = Path(urllib.parse.unquote(parts.path)) if parts.scheme == "file" \
-            else Path(source).expanduser()
+            else _expanded(source)
         if not path.is_file():
             raise ProposalError(f"{source}: no such file")
         yield path
+
+
+def _expanded(source: str) -> Path:
+    """`source` with `~` and `~user` expanded; an unknown user is a ProposalError."""
+    try:
+        return Path(source).expanduser()
+    except RuntimeError:  # pathlib's "Could not determine home directory"
+        raise ProposalError(f"{source}: cannot expand {source.split('/')[0]!r} (no such user "
+                            "or no home folder); give the full path") from None
 
 
 def sha256_of(path: Path) -> str:
@@ -284,7 +293,7 @@ def location_for(source: str, catalog: Path) -> str:
     kind = catalog_file.classify_location(source)
     if kind is None or kind[0] == "url":
         return source
-    path = Path(kind[1]).expanduser().resolve()
+    path = _expanded(kind[1]).resolve()
     try:
         return str(path.relative_to(catalog.resolve().parent))
     except ValueError:

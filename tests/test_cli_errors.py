@@ -216,7 +216,12 @@ def test_new_creates_the_catalog_file_but_not_its_folder(tmp_path):
     result = run("new", "zipped", "--format", "zip_folders", "--source", "shapes.csv",
                  "--catalog", catalog, cwd=tmp_path)
     assert_one_line(result, 2, "shapes.csv", "not a readable zip archive")
-    assert "headless" not in catalog.read_text() and "zipped" not in catalog.read_text()
+
+    result = run("new", "homeless", "--format", "csv_pixels", "--source", "~nosuchuser/s.csv",
+                 "--catalog", catalog, cwd=tmp_path)
+    assert_one_line(result, 2, "~nosuchuser/s.csv", "no such user")
+    text = catalog.read_text()
+    assert "headless" not in text and "zipped" not in text and "homeless" not in text
 
 
 # --- builds that fail ---------------------------------------------------------------------
