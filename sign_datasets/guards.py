@@ -13,7 +13,6 @@ import contextlib
 import errno
 import fcntl
 import io
-import json
 import lzma
 import os
 import shutil
@@ -23,6 +22,7 @@ import tempfile
 import time
 import zipfile
 import zlib
+from pathlib import Path
 from typing import Iterator
 
 from sign_datasets.cleaning import SourceError, SplitReport
@@ -41,18 +41,29 @@ class DamagedArchiveError(SourceError):
     """A downloaded archive cannot be read; deleting the download fixes it."""
 
 
-def describe_download(path) -> str:
-    """The object's own name and where TFDS keeps it.
+# The folder of the download dir where source files are kept (fetcher.SOURCES_FOLDER).
+_DOWNLOADS_FOLDER = "sign_datasets_sources"
 
-    TFDS stores downloads under a name mangled from the URL and a hash; the
-    .INFO file it writes beside each one records the original file name.
-    """
-    try:
-        with open(f"{os.fspath(path)}.INFO") as info:
-            original = json.load(info).get("original_fname")
-    except (OSError, ValueError, AttributeError):
-        original = None
-    return f"{original} ({path})" if original else str(path)
+
+def downloaded(path) -> bool:
+    """Whether `path` is a download of ours (which a rebuild fetches again
+    once deleted), not a source file the catalog names."""
+    return Path(os.fspath(path)).parent.name == _DOWNLOADS_FOLDER
+
+
+def describe_download(path) -> str:
+    """The file's name as messages give it: a download as its object's own
+    name and where it is kept (downloads are named '<hash of the URL>-<name>')."""
+    if downloaded(path):
+        return f"{Path(os.fspath(path)).name.split('-', 1)[-1]} ({path})"
+    return str(path)
+
+
+def _remedy(path, broken: str) -> str:
+    """What to do about a damaged archive: fetch a download again, replace a file."""
+    if downloaded(path):
+        return f"the download may be {broken}. Delete the file and build again"
+    return f"the file may be {broken}. Replace it and build again"
 
 
 def open_zip(archive) -> zipfile.ZipFile:
@@ -61,8 +72,8 @@ def open_zip(archive) -> zipfile.ZipFile:
         return zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
         raise DamagedArchiveError(
-            f"{describe_download(archive)}: not a readable zip archive ({error}); the download "
-            "may be incomplete or an error page. Delete the file and build again.") from None
+            f"{describe_download(archive)}: not a readable zip archive ({error}); "
+            f"{_remedy(archive, 'incomplete or an error page')}.") from None
 
 
 class MemberStream(io.RawIOBase):
@@ -77,6 +88,7 @@ class MemberStream(io.RawIOBase):
         super().__init__()
         self._member = zip_file.open(info)
         self._where = f"{describe_download(archive)}: member {info.filename!r}"
+        self._archive = archive
         self._offset = 0
 
     def readable(self) -> bool:
@@ -90,8 +102,8 @@ class MemberStream(io.RawIOBase):
             raise DamagedArchiveError(
                 f"{self._where}: damaged between bytes {self._offset:,} and "
                 f"{self._offset + len(piece):,} of the member "
-                f"({type(error).__name__}: {error}); the download may be corrupt. Delete "
-                "it and build again; nothing was written.") from None
+                f"({type(error).__name__}: {error}); {_remedy(self._archive, 'corrupt')}; "
+                "nothing was written.") from None
         self._offset += count
         return count
 

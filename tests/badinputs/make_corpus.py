@@ -487,21 +487,21 @@ def _(folder):
 
 
 @case("csv_archive_empty_file", "csv", "databasesLoadData.zip is 0 bytes",
-      fails("DamagedArchiveError", r"databasesLoadData\.zip \(<download>\): not a readable zip archive"))
+      fails("DamagedArchiveError", r"<source>/databasesLoadData\.zip: not a readable zip archive .*Replace it and build again"))
 def _(folder):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / DATABASES_ZIP).write_bytes(b"")
 
 
 @case("csv_archive_truncated", "csv", "databasesLoadData.zip cut at 60% (an interrupted download)",
-      fails("DamagedArchiveError", r"databasesLoadData\.zip \(<download>\): not a readable zip archive"))
+      fails("DamagedArchiveError", r"<source>/databasesLoadData\.zip: not a readable zip archive .*Replace it and build again"))
 def _(folder):
     path = csv_source(folder, csv_file([csv_row(i % 3, 110 + i) for i in range(40)]))
     path.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.6)])
 
 
 @case("csv_archive_is_html", "csv", "an HTML error page saved as databasesLoadData.zip",
-      fails("DamagedArchiveError", r"databasesLoadData\.zip \(<download>\): not a readable zip archive"))
+      fails("DamagedArchiveError", r"<source>/databasesLoadData\.zip: not a readable zip archive .*Replace it and build again"))
 def _(folder):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / DATABASES_ZIP).write_bytes(b"<html><body>503 Service Unavailable</body></html>")
@@ -509,7 +509,7 @@ def _(folder):
 
 @case("csv_archive_crc_lies", "csv", "the central directory's CRC of the train CSV is wrong",
       fails("DamagedArchiveError",
-            rf"databasesLoadData\.zip \(<download>\): member '{CSV_TRAIN}': damaged between bytes [\d,]+ and [\d,]+ .*Bad CRC-32"))
+            rf"<source>/databasesLoadData\.zip: member '{CSV_TRAIN}': damaged between bytes [\d,]+ and [\d,]+ .*Bad CRC-32"))
 def _(folder):
     path = csv_source(folder, csv_file([csv_row(i % 3, 120 + i) for i in range(20)]))
     patch(path, lambda d: d.__setitem__(slice(central_at(d, CSV_TRAIN) + 16,
@@ -519,7 +519,7 @@ def _(folder):
 @case("csv_archive_member_damaged", "csv",
       "a hole of zeros in the middle of the train CSV's deflated bytes",
       fails("DamagedArchiveError",
-            rf"databasesLoadData\.zip \(<download>\): member '{CSV_TRAIN}': damaged between bytes [\d,]+ and [\d,]+"))
+            rf"<source>/databasesLoadData\.zip: member '{CSV_TRAIN}': damaged between bytes [\d,]+ and [\d,]+"))
 def _(folder):
     path = csv_source(folder, csv_file([csv_row(i % 3, 130 + i) for i in range(200)]))
 
@@ -532,7 +532,7 @@ def _(folder):
 
 @case("csv_archive_lzma_damaged", "csv", "the train CSV is LZMA-compressed and its stream is corrupt",
       fails("DamagedArchiveError",
-            rf"databasesLoadData\.zip \(<download>\): member '{CSV_TRAIN}': damaged between bytes [\d,]+ and [\d,]+ .*LZMAError"))
+            rf"<source>/databasesLoadData\.zip: member '{CSV_TRAIN}': damaged between bytes [\d,]+ and [\d,]+ .*LZMAError"))
 def _(folder):
     path = write_zip(folder / DATABASES_ZIP,
                      [(CSV_TRAIN, csv_file([csv_row(i % 3, 140 + i) for i in range(50)])),
@@ -545,7 +545,7 @@ def _(folder):
 
 
 @case("csv_archive_missing_member", "csv", "the zip lacks the train CSV",
-      fails("FileNotFoundError", rf"databasesLoadData\.zip \(<download>\): no member '{CSV_TRAIN}'; it holds \['{CSV_TEST}'\]"))
+      fails("FileNotFoundError", rf"<source>/databasesLoadData\.zip: no member '{CSV_TRAIN}'; it holds \['{CSV_TEST}'\]"))
 def _(folder):
     databases_zip(folder, {CSV_TEST: GOOD_TEST_CSV})
 
