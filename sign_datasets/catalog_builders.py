@@ -55,16 +55,18 @@ class CatalogDataset:
     def fetch_source(self, dl_manager, source: Source) -> Path:
         """The local file of one source, its sha256 checked if the entry gives one.
 
-        A path is read where it is, after it was resolved again and found
-        beneath the allowed roots (a symlink may have been swapped since the
-        catalog was read); the checked real path is what gets read. A URL or
-        bucket object is downloaded once into the download dir through the
-        URL policy (`fetcher.download_source`).
+        A local file (a path, or an object under a folder source) is first
+        resolved again and checked beneath the allowed roots: a symlink may
+        have been swapped since the catalog was read. A path is then read
+        where it is (the checked real path); a URL or bucket object goes
+        through the URL policy (`fetcher.download_source`), which downloads a
+        remote one once into the download dir.
         """
         entry = self.ENTRY
         where = f"{entry.file}: entry {entry.name!r}: field '{source.field}"
+        local = source_path(entry, source)  # None for a source on another machine
         if source.kind == "path":
-            path = source_path(entry, source)
+            path = local
             if not path.exists():
                 raise MissingSource(f"{where}.location': {source.target} does not exist")
         else:

@@ -103,7 +103,7 @@ def _(folder):
       refused(r"'sources\[0\]\.split'", "'\\.\\./x' is not a split name"))
 def _(folder):
     (folder / "train.csv").write_text(csv_text([(0, 1)]))
-    write_catalog(folder, entry("team_letters", "csv_pixels", ["A", "B"],
+    write_catalog(folder, entry("bi_letters", "csv_pixels", ["A", "B"],
                                 '{ location = "train.csv", split = "../x" }'))
 
 
@@ -169,7 +169,7 @@ def _(folder):
       refused(r"'image\.size'", "12,000,000 values per image, more than 1,000,000"))
 def _(folder):
     (folder / "train.csv").write_text(csv_text([(0, 1)]))
-    write_catalog(folder, entry("team_letters", "csv_pixels", ["A", "B"],
+    write_catalog(folder, entry("bi_letters", "csv_pixels", ["A", "B"],
                                 '{ location = "train.csv" }',
                                 image='{ mode = "RGB", size = [2000, 2000] }'))
 
@@ -201,9 +201,9 @@ def _(folder):
 @case("catalog_path_percent_literal", "catalog",
       "a plain path with %2e%2e in it: a folder name, not an encoding (so it does not exist)",
       fails("FileNotFoundError", r"field 'sources\[0\]\.location': .*%2e%2e.* does not exist"),
-      dataset="team_percent_literal")
+      dataset="bi_percent_literal")
 def _(folder):
-    write_catalog(folder, catalog_entry(name="team_percent_literal",
+    write_catalog(folder, catalog_entry(name="bi_percent_literal",
                                         location="%2e%2e/%2e%2e/etc/passwd"))
 
 
@@ -288,33 +288,33 @@ def _(folder):
 
 @case("catalog_url_with_credentials", "catalog",
       "a source URL carrying a user and password (user:secret@host)",
-      fails("Exception", "(?i:credentials)"), dataset="team_credentials")
+      fails("Exception", "(?i:credentials)"), dataset="bi_credentials")
 def _(folder):
-    write_catalog(folder, catalog_entry(name="team_credentials",
+    write_catalog(folder, catalog_entry(name="bi_credentials",
                                         location="https://user:secret@files.example.org/l.zip"))
 
 
 @case("catalog_url_cloud_metadata", "catalog",
       "a source URL at the cloud metadata address 169.254.169.254",
-      fails("Exception", "(?i:metadata)"), dataset="team_metadata")
+      fails("Exception", "(?i:metadata)"), dataset="bi_metadata")
 def _(folder):
-    write_catalog(folder, catalog_entry(name="team_metadata",
+    write_catalog(folder, catalog_entry(name="bi_metadata",
                                         location="http://169.254.169.254/latest/meta-data/l.zip"))
 
 
 @case("catalog_url_loopback_decimal", "catalog",
       "a source URL at 2130706433 (127.0.0.1 spelled as one number)",
-      fails("Exception", "(?i:loopback)"), dataset="team_decimal_loopback")
+      fails("Exception", "(?i:loopback)"), dataset="bi_decimal_loopback")
 def _(folder):
-    write_catalog(folder, catalog_entry(name="team_decimal_loopback",
+    write_catalog(folder, catalog_entry(name="bi_decimal_loopback",
                                         location="http://2130706433:9/letters.zip"))
 
 
 @case("catalog_gs_bucket_not_allowed", "catalog",
       "a gs:// source in a bucket the builder did not list (its credentials would read it)",
-      fails("Exception", "(?i:SIGN_DATASETS_ALLOWED_HOSTS)"), dataset="team_gs")
+      fails("Exception", "(?i:SIGN_DATASETS_ALLOWED_HOSTS)"), dataset="bi_gs")
 def _(folder):
-    write_catalog(folder, catalog_entry(name="team_gs", location="gs://someone-elses-bucket/l.zip"))
+    write_catalog(folder, catalog_entry(name="bi_gs", location="gs://someone-elses-bucket/l.zip"))
 
 
 # ======================================================================================
@@ -323,69 +323,69 @@ def _(folder):
 
 @case("catalog_class_named_like_splits", "catalog",
       "classes named train and test (Train/test/ is class test of split train)",
-      splits(train=(2, {}), test=(2, {})), dataset="team_split_names")
+      splits(train=(2, {}), test=(2, {})), dataset="bi_split_names")
 def _(folder):
     letters_zip(folder / "letters.zip", [
         ("Train/train/a.png", png(1)), ("Train/test/b.png", png(2)),
         ("Test/train/c.png", png(3)), ("Test/test/d.png", png(4))])
-    write_catalog(folder, catalog_entry(name="team_split_names")
+    write_catalog(folder, catalog_entry(name="bi_split_names")
                   .replace('["A", "B"]', '["train", "test"]'))
 
 
 @case("catalog_zip_validation_folder", "catalog", "a zip with Train/, Test/ and Validation/",
-      splits(train=(2, {}), test=(2, {}), validation=(2, {})), dataset="team_validation")
+      splits(train=(2, {}), test=(2, {}), validation=(2, {})), dataset="bi_validation")
 def _(folder):
     folder_zip(folder / "letters.zip", [("Validation/A/v.png", png(11)),
                                         ("Validation/B/w.png", png(12))])
-    write_catalog(folder, catalog_entry(name="team_validation"))
+    write_catalog(folder, catalog_entry(name="bi_validation"))
 
 
 @case("catalog_zip_val_folder", "catalog", "a zip with train/, test/ and val/ (lower case)",
-      splits(train=(2, {}), test=(2, {}), validation=(1, {})), dataset="team_val")
+      splits(train=(2, {}), test=(2, {}), validation=(1, {})), dataset="bi_val")
 def _(folder):
     letters_zip(folder / "letters.zip", [
         ("train/A/a.png", png(21)), ("train/B/b.png", png(22)),
         ("test/A/c.png", png(23)), ("test/B/d.png", png(24)), ("val/A/e.png", png(25))])
-    write_catalog(folder, catalog_entry(name="team_val"))
+    write_catalog(folder, catalog_entry(name="bi_val"))
 
 
 @case("catalog_zip_decomposed_class_folder", "catalog",
       "class folders written decomposed (macOS) for a composed class name",
-      splits(train=(2, {}), test=(2, {})), dataset="team_cafe")
+      splits(train=(2, {}), test=(2, {})), dataset="bi_cafe")
 def _(folder):
     letters_zip(folder / "letters.zip", [
         (f"Train/{NFD_CAFE}/a.png", png(31)), ("Train/B/b.png", png(32)),
         (f"Test/{NFD_CAFE}/c.png", png(33)), ("Test/B/d.png", png(34))])
-    write_catalog(folder, catalog_entry(name="team_cafe").replace(
+    write_catalog(folder, catalog_entry(name="bi_cafe").replace(
         '["A", "B"]', json.dumps([NFC_CAFE, "B"], ensure_ascii=False)))
 
 
 @case("catalog_zip_folders_merge_by_normalisation", "catalog",
       "two class folders, café composed and decomposed, that would merge into one class",
-      fails("Exception", "(?i:caf)"), dataset="team_two_cafes")
+      fails("Exception", "(?i:caf)"), dataset="bi_two_cafes")
 def _(folder):
     letters_zip(folder / "letters.zip", [
         (f"Train/{NFC_CAFE}/a.png", png(41)), (f"Train/{NFD_CAFE}/b.png", png(42)),
         ("Train/B/b.png", png(43)), (f"Test/{NFC_CAFE}/c.png", png(44)),
         ("Test/B/d.png", png(45))])
-    write_catalog(folder, catalog_entry(name="team_two_cafes").replace(
+    write_catalog(folder, catalog_entry(name="bi_two_cafes").replace(
         '["A", "B"]', json.dumps([NFC_CAFE, "B"], ensure_ascii=False)))
 
 
 @case("catalog_two_sources_same_file_name", "catalog",
       "one split read from 2023/data.csv and 2024/data.csv (same file name, same line numbers)",
-      splits(train=(4, {})), dataset="team_years")
+      splits(train=(4, {})), dataset="bi_years")
 def _(folder):
     for year, seed in (("2023", 50), ("2024", 60)):
         (folder / year).mkdir()
         (folder / year / "data.csv").write_text(csv_text([(0, seed), (1, seed + 1)]))
-    write_catalog(folder, entry("team_years", "csv_pixels", ["A", "B"],
+    write_catalog(folder, entry("bi_years", "csv_pixels", ["A", "B"],
                                 '{ location = "2023/data.csv" }, { location = "2024/data.csv" }'))
 
 
 @case("catalog_json_label_other_case", "catalog",
       "data.json labels b for class B: names are compared exactly as written",
-      splits(train=(1, {"unknown_label": 1})), dataset="team_label_case")
+      splits(train=(1, {"unknown_label": 1})), dataset="bi_label_case")
 def _(folder):
     (folder / "img").mkdir()
     (folder / "img" / "a.png").write_bytes(png(61))
@@ -394,14 +394,14 @@ def _(folder):
     lines = [{"content": f"{base}/img/a.png", "label": "A"},
              {"content": f"{base}/img/b.png", "label": "b"}]
     (folder / "data.json").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
-    write_catalog(folder, entry("team_label_case", "json_urls", ["A", "B"],
+    write_catalog(folder, entry("bi_label_case", "json_urls", ["A", "B"],
                                 '{ location = "data.json" }',
                                 extra="cleaning = { max_failed_share = 1.0 }\n"))
 
 
 @case("catalog_json_label_decomposed", "catalog",
       "a data.json label written decomposed for a composed class name",
-      splits(train=(2, {})), dataset="team_label_nfd")
+      splits(train=(2, {})), dataset="bi_label_nfd")
 def _(folder):
     (folder / "img").mkdir()
     (folder / "img" / "a.png").write_bytes(png(71))
@@ -411,27 +411,27 @@ def _(folder):
              {"content": f"{base}/img/b.png", "label": "B"}]
     (folder / "data.json").write_text("\n".join(json.dumps(x, ensure_ascii=False)
                                                 for x in lines) + "\n", encoding="utf-8")
-    write_catalog(folder, entry("team_label_nfd", "json_urls", [NFC_CAFE, "B"],
+    write_catalog(folder, entry("bi_label_nfd", "json_urls", [NFC_CAFE, "B"],
                                 '{ location = "data.json" }'))
 
 
 @case("catalog_base64_several_images_in_one_object", "catalog",
       "one JSON object holding three base64 images under three labels",
-      splits(train=(3, {})), dataset="team_b64_many")
+      splits(train=(3, {})), dataset="bi_b64_many")
 def _(folder):
     blob = {"A": b64(jpeg(81)), "B": b64(jpeg(82)), "C": b64(jpeg(83))}
     (folder / "data.json").write_text(json.dumps(blob, indent=2))
-    write_catalog(folder, entry("team_b64_many", "base64_json", ["A", "B", "C"],
+    write_catalog(folder, entry("bi_b64_many", "base64_json", ["A", "B", "C"],
                                 '{ location = "data.json" }'))
 
 
 @case("catalog_base64_keys_named_like_fields", "catalog",
       "base64 images under keys named image and label (classes image and label)",
-      splits(train=(2, {})), dataset="team_b64_fields")
+      splits(train=(2, {})), dataset="bi_b64_fields")
 def _(folder):
     blob = {"image": b64(jpeg(91)), "label": b64(jpeg(92))}
     (folder / "data.json").write_text(json.dumps(blob, indent=2))
-    write_catalog(folder, entry("team_b64_fields", "base64_json", ["image", "label"],
+    write_catalog(folder, entry("bi_b64_fields", "base64_json", ["image", "label"],
                                 '{ location = "data.json" }'))
 
 
@@ -448,11 +448,11 @@ def _(folder):
 
 @case("catalog_csv_header_ten_million_columns", "catalog",
       "a CSV whose header line holds 10 million columns (20 MB)",
-      fails("SourceError", r"(?i:line 1)"), dataset="team_wide_csv")
+      fails("SourceError", r"(?i:line 1)"), dataset="bi_wide_csv")
 def _(folder):
     with open(folder / "train.csv", "wb") as out:
         out.write(b"label" + b",p" * 10_000_000 + b"\n")
-    write_catalog(folder, entry("team_wide_csv", "csv_pixels", ["A", "B"],
+    write_catalog(folder, entry("bi_wide_csv", "csv_pixels", ["A", "B"],
                                 '{ location = "train.csv" }'))
 
 
