@@ -34,6 +34,11 @@ SPLIT_ALIASES = {"train": "train", "training": "train", "test": "test", "testing
 # to answer in a second on a 500 MB zip.
 SAMPLE_PER_CLASS = 8
 MAX_HEADER_BYTES = 1 << 20
+# A sampled image member larger than this is not opened (the build's own
+# bomb limits apply when it is built).
+MAX_SAMPLE_BYTES = 32 << 20
+# Longer label fields are not labels; int() of them costs quadratic time.
+MAX_LABEL_DIGITS = 18
 
 
 class ProposalError(ValueError):
@@ -138,12 +143,12 @@ def inspect_zip_folders(path: Path, notes: list[str]) -> dict:
         images = []
         for infos in samples.values():
             for info in infos:
-                try:
-                    with Image.open(io.BytesIO(zf.read(info))) as image:
-                        image.load()
-                        images.append(image.copy())
-                except Exception:  # noqa: BLE001 - a bad file is the build's business
-                    notes.append(f"{info.filename}: not readable as an image")
+                image = _sample_image(zf, info)
+                if image is None:
+                    notes.append(f"{info.filename}: not readable as an image (or over the "
+                                 "size caps)")
+                else:
+                    images.append(image)
     if not images:
         raise ProposalError(f"{path.name}: none of the sampled images could be read")
     # keras' image_dataset_from_directory numbers classes alphabetically.
@@ -157,6 +162,27 @@ def inspect_zip_folders(path: Path, notes: list[str]) -> dict:
                      + ", ".join(f"{label} {counter[label]}" for label in classes))
     size, mode = _size_and_mode(images, notes)
     return {"classes": classes, "size": size, "mode": mode}
+
+
+def _sample_image(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Image.Image | None:
+    """One member as an image, read under the build's caps (member bytes and
+    pixels, checked before decoding); None when it is not one or too large."""
+    from sign_datasets import images
+
+    if info.file_size > MAX_SAMPLE_BYTES:
+        return None
+    try:
+        with zf.open(info) as member:
+            data = member.read(MAX_SAMPLE_BYTES + 1)  # the header's size may lie
+        if len(data) > MAX_SAMPLE_BYTES:
+            return None
+        with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > images.MAX_IMAGE_PIXELS:
+                return None
+            image.load()
+            return image.copy()
+    except Exception:  # noqa: BLE001 - a bad file is the build's business, counted there
+        return None
 
 
 def _pixel_shape(count: int) -> tuple[list[int], str] | None:
@@ -188,12 +214,20 @@ def inspect_csv_pixels(stream: IO[bytes], source: str, notes: list[str]) -> dict
                             "RGB); write image.size by hand")
     labels: collections.Counter = collections.Counter()
     rows = bad = 0
-    for line in stream:
+    while line := stream.readline(MAX_HEADER_BYTES):
+        if len(line) == MAX_HEADER_BYTES and not line.endswith(b"\n"):
+            # A line over the cap (the build drops it as line_too_long): skip
+            # the rest of it without holding it.
+            while (rest := stream.readline(MAX_HEADER_BYTES)) and not rest.endswith(b"\n"):
+                pass
+            rows += 1
+            bad += 1
+            continue
         if not line.strip():
             continue
         rows += 1
         first = line.split(b",", 1)[0].strip()
-        if first.lstrip(b"-").isdigit():
+        if len(first) <= MAX_LABEL_DIGITS and first.lstrip(b"-").isdigit():
             labels[int(first)] += 1
         else:
             bad += 1
@@ -308,10 +342,13 @@ def propose(name: str, fmt: str, source: str, catalog: Path, member: str | None 
     src = {"location": location_for(source, catalog), "sha256": sha}
     if member:
         src["member"] = member
-    lines = ["", f"# Proposed by `sign-datasets new` on {today.isoformat()} from {source}.",
+    lines = ["", f"# Proposed by `sign-datasets new` on {today.isoformat()} from "
+                 f"{_comment_text(source)}.",
              "# Review it: describe the dataset, name the classes, add homepage, license and",
              "# citation. What the source holds:"]
-    lines += [f"#   {note}" for note in notes]
+    # Notes quote member and folder names of the source: a newline in one
+    # must not end the comment and write TOML of the source's choosing.
+    lines += [f"#   {_comment_text(note)}" for note in notes]
     lines += ["[[dataset]]",
               f"name = {_toml(name)}",
               'version = "1.0.0"',
@@ -332,9 +369,19 @@ def propose(name: str, fmt: str, source: str, catalog: Path, member: str | None 
     return text
 
 
+def _comment_text(text: str, limit: int = 2000) -> str:
+    """`text` on one line of a TOML comment: control and line-breaking
+    characters written as escapes, cut to `limit` characters."""
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
+
+
 def check(text: str, catalog: Path) -> catalog_file.Entry:
     """Refuses a proposal the catalog would refuse (bad name, roots, clash)."""
-    raw = tomllib.loads(text)["dataset"][0]
+    proposed = tomllib.loads(text).get("dataset", [])
+    if len(proposed) != 1:  # never: names in it are escaped
+        raise ProposalError(f"the proposal holds {len(proposed)} entries, not one")
+    raw = proposed[0]
     existing = catalog_file.load_catalog(catalog) if catalog.exists() else []
     entry = catalog_file._Checker(catalog, len(existing), raw,
                                   catalog_file.allowed_roots(catalog)).check()

@@ -274,6 +274,17 @@ def _is_int(cell: bytes) -> bool:
     return cell.isdigit()
 
 
+def _saturated(cell: bytes) -> int:
+    """A plain integer cell, saturated to int64: a number beyond it is out of
+    every pixel range and label map anyway, so the later rules name its drop.
+    Past 19 digits it is never handed to int(), which refuses strings of over
+    4,300 digits and is quadratic below that."""
+    cell = cell.strip()
+    if len(cell.lstrip(b"+-").lstrip(b"0")) > 19:
+        return _INT64_MIN if cell.startswith(b"-") else _INT64_MAX
+    return min(max(int(cell), _INT64_MIN), _INT64_MAX)
+
+
 def check_cells(row: PixelRow, num_pixels: int = 784) -> PixelRow:
     """Turns raw cells into values, dropping malformed lines.
 
@@ -294,10 +305,7 @@ def check_cells(row: PixelRow, num_pixels: int = 784) -> PixelRow:
     bad = next((c for c in cells[1:] if not _is_int(c)), None)
     if bad is not None:
         raise Dropped("non_numeric_cell", row.where, repr(bad[:20]))
-    # Saturated to int64: a number beyond it is out of every pixel range and
-    # label map anyway, so the later rules name its drop instead of the
-    # conversion crashing the build.
-    row.values = np.array([min(max(int(c), _INT64_MIN), _INT64_MAX) for c in cells], dtype=np.int64)
+    row.values = np.array([_saturated(c) for c in cells], dtype=np.int64)
     row.cells = None
     return row
 

@@ -19,8 +19,9 @@ import numpy as np
 from PIL import Image
 
 from badinputs.make_corpus import (
-    CATALOG_FILE, CATALOG_SOURCE, Expect, b64, base64_source, case,
-    catalog_entry, catalog_source, encode, fails, folder_zip, jpeg, noise, png, write_zip)
+    CATALOG_FILE, CATALOG_SOURCE, Expect, b64, base64_source, case, catalog_entry,
+    catalog_source, csv_file, csv_row, csv_source, encode, fails, folder_zip, jpeg, noise, png,
+    write_zip)
 
 NFD_CAFE = unicodedata.normalize("NFD", "café")
 NFC_CAFE = unicodedata.normalize("NFC", "café")
@@ -103,7 +104,7 @@ def _(folder):
       refused(r"'sources\[0\]\.split'", "'\\.\\./x' is not a split name"))
 def _(folder):
     (folder / "train.csv").write_text(csv_text([(0, 1)]))
-    write_catalog(folder, entry("bi_letters", "csv_pixels", ["A", "B"],
+    write_catalog(folder, entry("team_letters", "csv_pixels", ["A", "B"],
                                 '{ location = "train.csv", split = "../x" }'))
 
 
@@ -169,7 +170,7 @@ def _(folder):
       refused(r"'image\.size'", "12,000,000 values per image, more than 1,000,000"))
 def _(folder):
     (folder / "train.csv").write_text(csv_text([(0, 1)]))
-    write_catalog(folder, entry("bi_letters", "csv_pixels", ["A", "B"],
+    write_catalog(folder, entry("team_letters", "csv_pixels", ["A", "B"],
                                 '{ location = "train.csv" }',
                                 image='{ mode = "RGB", size = [2000, 2000] }'))
 
@@ -463,3 +464,13 @@ def _(folder):
     base64_source(folder, json.dumps({"b": b64(jpeg(101)), "label": b64(jpeg(102))},
                                      indent=2).encode())
 
+
+
+@case("csv_five_thousand_digit_cells", "csv",
+      "a pixel and a label of 5,000 digits (past Python's int() limit of 4,300)",
+      splits(train=(1, {"pixel_out_of_range": 1, "unknown_label": 1}), test=(2, {})))
+def _(folder):
+    huge = b"9" * 5000
+    pixel = csv_row(1, 151).rsplit(b",", 1)[0] + b"," + huge
+    label = huge + b"," + csv_row(2, 152).split(b",", 1)[1]
+    csv_source(folder, csv_file([csv_row(0, 150), pixel, label]))
