@@ -131,10 +131,8 @@ def pipeline(name, split: str = "train", *, batch_size: int = 128, shuffle: bool
     options = tf.data.Options()
     options.deterministic = ordered
     # With autotuning on, dropping an iterator waits for tf.data's tuning
-    # thread to wake up: 0.15-0.28 s in half of the epochs measured here, on
-    # epochs of 0.35 s (Keras starts a new iterator every epoch). Without it,
-    # AUTOTUNE stages run on min(16, cores) threads, which is what the tuner
-    # chose for these stages anyway.
+    # thread to wake up, and Keras starts a new iterator every epoch. Without
+    # it, AUTOTUNE stages run on min(16, cores) threads, as the tuner chose.
     options.autotune.enabled = False
     return batches.with_options(options).prefetch(tf.data.AUTOTUNE)
 

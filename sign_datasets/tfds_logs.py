@@ -12,9 +12,9 @@ _DECODER_FILE = os.path.join("core", "features", "tensor_feature.py")
 class _TfdsOwnDtypeWarning(logging.Filter):
     """Drops "`FeatureConnector.dtype` is deprecated" when TFDS's own
     Tensor.decode_example asked for the attribute (TFDS 4.9 does, for every
-    tensor stored as bytes: all raw-pixel datasets). Nothing in the user's
-    code triggers it, yet the demo printed it ten times; a user's own use of
-    `.dtype` still warns."""
+    tensor stored as bytes: all raw-pixel datasets), up to ten lines a
+    process that no user can act on; a user's own use of `.dtype` still
+    warns."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.funcName != "log_tf_warning":

@@ -1,11 +1,10 @@
 """Where the fetcher keeps bodies: once each, under the download dir, keyed by URL.
 
-Small bodies (the usual image of a URL list) are appended to pack files;
-creating one file per URL cost 0.3 to 1 ms of kernel time per file on this
-project's machines (more on network mounts), more CPU than the whole HTTP
-exchange, and that CPU bounded the fetch speed (docs/BENCHMARKS.md,
-"Fetcher"). Bodies too large to hold in memory keep a file each; the
-fetcher writes those itself (`Fetcher.cache_path`).
+Small bodies (the usual image of a URL list) are appended to pack files:
+creating a file per URL costs more kernel CPU than the whole HTTP exchange,
+and CPU bounds the fetch speed (docs/DESIGN.md, "URL cache"). Bodies too
+large to hold in memory keep a file each; the fetcher writes those itself
+(`Fetcher.cache_path`).
 
 A pack is a run of records, each `[b"SDP1", sha256(url), length, crc32]`
 followed by the body, written in one write. Every process appends to packs
