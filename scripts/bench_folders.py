@@ -248,7 +248,7 @@ def format_section(command: str, cores: int, headroom: tuple[float, float], pres
         "TFDS's serializer and writer and the duplicate and leakage checks (its share of the",
         "CPU time of the multi-worker build is in the table). One process per core: with a",
         "pool of N processes beside the build process, the sign-language build was 9-19%",
-        "slower in A/B runs (docs/NOTES.md). Workers hand results over through a 1 MB pipe",
+        "slower in A/B runs (docs/DESIGN.md). Workers hand results over through a 1 MB pipe",
         "(the default 64 KB one made them wait for the build process). Some of a build runs",
         "in one process whatever the worker count: the zip scan (its time in the best",
         "multi-worker build is in the table),",
