@@ -145,10 +145,13 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
 
 
 def result_pipe(pool: ProcessPoolExecutor) -> int | None:
-    """The pipe workers write results to, where CPython's executor keeps it
-    (a private attribute: without it, results go through the default pipe)."""
+    """The pipe workers write results to, or None where the executor does not
+    keep it where CPython 3.8-3.13 do (results then use the default pipe)."""
+    # Private, and no public way reaches this pipe: widening it cut a worker's waits
+    # from 425 to 50 a build, and the build 1.08x faster (median of 20 A/B pairs).
     reader = getattr(getattr(pool, "_result_queue", None), "_reader", None)
-    return reader.fileno() if reader is not None else None
+    fileno = getattr(reader, "fileno", None)
+    return fileno() if callable(fileno) else None
 
 
 def _widen_result_pipe(pool: ProcessPoolExecutor) -> None:

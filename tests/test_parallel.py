@@ -158,3 +158,31 @@ def test_a_worker_hands_a_large_result_over_without_waiting_for_the_main_process
         held_until = time.monotonic()
         assert len(first.result()) == 900_000
         assert second.result() < held_until
+
+
+def _chunk_sized(x: int) -> bytes:
+    """A result the size of a decoded chunk (220 KB), distinct for each item."""
+    return x.to_bytes(4, "big") * 55_000
+
+
+def test_pools_whose_result_pipe_cannot_be_reached_give_the_same_results(monkeypatch):
+    """The 1 MB result pipe is found through a private attribute of CPython's
+    executor: where it is not there, the pool keeps the default pipe and every
+    result still arrives, in order, byte for byte, in either mode."""
+    from types import SimpleNamespace
+
+    assert parallel.result_pipe(object()) is None
+    assert parallel.result_pipe(SimpleNamespace(_result_queue=SimpleNamespace())) is None
+    assert parallel.result_pipe(SimpleNamespace(
+        _result_queue=SimpleNamespace(_reader=SimpleNamespace()))) is None
+
+    reach = parallel.result_pipe
+    monkeypatch.setattr(parallel, "result_pipe", lambda pool: None)
+    if F_GETPIPE_SZ is not None:
+        with parallel.worker_pool(1) as pool:
+            assert fcntl.fcntl(reach(pool), F_GETPIPE_SZ) < parallel.RESULT_PIPE_BYTES
+    items = list(range(24))
+    for caller_helps in (False, True):
+        got = list(parallel.ordered_map(_chunk_sized, items, workers=2, window=3,
+                                        caller_helps=caller_helps))
+        assert got == [_chunk_sized(x) for x in items]

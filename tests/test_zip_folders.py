@@ -551,41 +551,77 @@ def test_a_file_that_is_not_a_zip_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def _read_members(path: str, indices: list[int]) -> list[tuple[bool, bytes]]:
-    """(whether the scan's directory was reused, member bytes), in a worker."""
+    """(whether the scan's directory was reused, member bytes), in any process."""
     from sign_datasets.formats import zip_folders
     zf = zip_folders._zip_for_this_process(path)
     parsed = zip_folders._PARSED_DIRECTORIES.get(path)
-    reused = parsed is not None and zf.filelist is parsed[1].filelist
+    reused = parsed is not None and zf is parsed[0]
     return [(reused, zf.read(zf.infolist()[i])) for i in indices]
 
 
-def test_forked_workers_reuse_the_scanned_directory_on_their_own_handle(tmp_path):
-    """Decode workers do not parse the zip's directory again (0.3 s for the
-    sign-language zip, per worker and split): they read every member through
-    the scan's directory on a file handle of their own, byte for byte; a zip
-    replaced since the scan is parsed anew."""
+def _zip_of_random_members(path, count: int, size: int) -> dict[str, bytes]:
     import os
+    members = {f"Train/A/{i}.bin": os.urandom(size + i) for i in range(count)}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return members
+
+
+def test_forked_workers_read_through_the_scanned_directory(tmp_path):
+    """Decode workers do not parse the zip's directory again (0.3 s for the
+    sign-language zip, per worker and split): the build process and its
+    workers read every member through the scan's ZipFile, byte for byte;
+    a zip replaced since the scan is parsed anew."""
     from sign_datasets import parallel
     from sign_datasets.formats import zip_folders
 
     path = tmp_path / "a.zip"
-    members = {f"Train/A/{i}.bin": os.urandom(300 + i) for i in range(40)}
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
+    members = _zip_of_random_members(path, 40, 300)
     infos = zip_folders._open_directory(path, "a.zip", zip_folders.ArchiveLimits())
-    assert zip_folders._PARSED_DIRECTORIES[str(path)][1].filelist is not None
 
     read_all = functools.partial(_read_members, str(path))
     chunks = [list(range(start, start + 8)) for start in range(0, 40, 8)]
-    got = [item for chunk in parallel.ordered_map(read_all, chunks, workers=2) for item in chunk]
-    assert all(reused for reused, _ in got)
-    assert [data for _, data in got] == [members[info.filename] for info in infos]
+    for caller_helps in (False, True):
+        got = [item for chunk in parallel.ordered_map(read_all, chunks, workers=2,
+                                                      caller_helps=caller_helps)
+               for item in chunk]
+        assert all(reused for reused, _ in got)
+        assert [data for _, data in got] == [members[info.filename] for info in infos]
+        zip_folders.release_archive(str(path))
 
     with zipfile.ZipFile(path, "w") as zf:  # replaced: another size
         zf.writestr("Train/A/0.bin", b"new")
     got = list(parallel.ordered_map(read_all, [[0]], workers=2))
     assert got == [[(False, b"new")]]
+
+
+def test_processes_reading_one_descriptor_leave_its_shared_offset_alone(tmp_path):
+    """The scan's ZipFile is open in the build process when its workers fork,
+    so they all hold one open file, whose offset is shared between
+    processes: reads must never move it (each reads at a position of its own),
+    or one process's seek would land another's read in the wrong member."""
+    import os
+    from sign_datasets import parallel
+    from sign_datasets.formats import zip_folders
+
+    path = tmp_path / "a.zip"
+    members = _zip_of_random_members(path, 64, 20_000)
+    infos = zip_folders._open_directory(path, "a.zip", zip_folders.ArchiveLimits())
+    assert _read_members(str(path), [0]) == [(True, members[infos[0].filename])]
+    descriptor = zip_folders._PARSED_DIRECTORIES[str(path)][1].fileno()
+    os.lseek(descriptor, 12_345, os.SEEK_SET)
+    try:
+        chunks = [list(range(start, start + 4)) for start in range(0, 64, 4)]
+        got = [item for chunk in parallel.ordered_map(
+            functools.partial(_read_members, str(path)), chunks, workers=3, caller_helps=True)
+            for item in chunk]
+        assert [data for _, data in got] == [members[info.filename] for info in infos]
+        assert os.lseek(descriptor, 0, os.SEEK_CUR) == 12_345
+    finally:
+        zip_folders.release_archive(str(path))
+    with pytest.raises(ValueError, match="released"):
+        zip_folders._PARSED_DIRECTORIES[str(path)][1].fileno()
 
 
 def _outcomes(records) -> list[tuple]:

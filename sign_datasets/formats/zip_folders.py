@@ -25,7 +25,6 @@ archive, class names, colour mode and sizes.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 import hashlib
@@ -35,7 +34,6 @@ import lzma
 import os
 import re
 import struct
-import threading
 import unicodedata
 import zipfile
 import zlib
@@ -399,9 +397,7 @@ def _open_directory(path: Path, source: str, limits: ArchiveLimits) -> list[zipf
         raise ZipBombError(f"{source}: its directory declares {directory_bytes:,} bytes, over "
                            f"the limit of {limits.max_directory_bytes:,}.")
     try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-        _remember_directory(str(path), zf)
+        infos = _remember_directory(str(path)).infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as error:
         raise SourceError(f"{source}: cannot read the zip directory ({error}); the download "
                           "may be incomplete. Delete it from the download cache and retry.") from None
@@ -568,36 +564,118 @@ def _scan(path: Path, class_names: Sequence[str], source: str,
 
 # --- members -> records (runs in worker processes) -----------------------------
 
-# One open ZipFile per (process, archive). Forked workers must not share the
-# parent's file object: the file offset is shared between processes.
+# The ZipFile each process reads an archive through: the scan's, or one it
+# opened itself (never an ordinary file object from before a fork: forked
+# processes share its offset).
 _OPEN_ZIPS: dict[tuple[int, str], zipfile.ZipFile] = {}
 
 
-# Directories parsed by the scan, with the file's (size, mtime) then: a
-# process forked afterwards (a decode worker) opens its own handle on the
-# file but reuses the parsed directory, which for 35,000 members takes
-# 0.3 s to parse, once per worker and split otherwise.
-_PARSED_DIRECTORIES: dict[str, tuple[tuple[int, int], zipfile.ZipFile]] = {}
+class _PositionalFile(io.RawIOBase):
+    """A read-only file that reads with os.pread at a position of its own and
+    never moves the descriptor's offset, the one thing a forked process
+    shares with its parent: a ZipFile on it, parsed once, can serve the build
+    process and every decode worker forked from it."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.name = path
+        self._pos = 0
+        self._fd: int | None = None
+        self.identity = self.reopen()
+
+    def reopen(self) -> tuple[int, ...]:
+        """Opens the file again if `release` closed it; the identity of the
+        file open now."""
+        if self._fd is None:
+            self._fd = os.open(self.name, os.O_RDONLY)
+        return _identity(os.fstat(self._fd))
+
+    def release(self) -> None:
+        """Closes the descriptor in this process; `reopen` can open it again."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def close(self) -> None:
+        self.release()
+        super().close()
+
+    def fileno(self) -> int:
+        if self._fd is None:
+            raise ValueError(f"{self.name}: released")
+        return self._fd
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos}.get(whence)
+        if base is None:
+            base = os.fstat(self.fileno()).st_size
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._pos = base + offset
+        return self._pos
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = max(0, os.fstat(self.fileno()).st_size - self._pos)
+        data = os.pread(self.fileno(), size, self._pos)
+        self._pos += len(data)
+        return data
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        memoryview(buffer).cast("B")[:len(data)] = data
+        return len(data)
 
 
-def _file_identity(path: str) -> tuple[int, int]:
-    stat = os.stat(path)
-    return stat.st_size, stat.st_mtime_ns
+def _identity(stat: os.stat_result) -> tuple[int, ...]:
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
-def _remember_directory(archive_path: str, closed: zipfile.ZipFile) -> None:
-    _PARSED_DIRECTORIES.clear()  # one archive at a time is enough; never grows
-    _PARSED_DIRECTORIES[archive_path] = (_file_identity(archive_path), closed)
+# The directory the scan parsed, on its positional file: a process forked
+# afterwards (a decode worker) reads through it instead of parsing the
+# directory again, which for 35,000 members takes 0.3 s, once per worker
+# and split otherwise.
+_PARSED_DIRECTORIES: dict[str, tuple[zipfile.ZipFile, _PositionalFile]] = {}
 
 
-def _reopened(closed: zipfile.ZipFile, archive_path: str) -> zipfile.ZipFile:
-    """A readable ZipFile of `closed`'s directory on a new file handle, set
-    up as ZipFile.__init__ sets up one it opened itself (zipfile has no
-    public way to reuse a parsed directory; tests read every member through it)."""
-    zf = copy.copy(closed)
-    zf.fp = open(archive_path, "rb")
-    zf._fileRefCnt = 1
-    zf._lock = threading.RLock()
+def _remember_directory(archive_path: str) -> zipfile.ZipFile:
+    """Parses the zip's directory; the ZipFile stays for later readers."""
+    for zf, file in _PARSED_DIRECTORIES.values():  # one archive at a time is enough
+        zf.close()
+        file.close()
+    _PARSED_DIRECTORIES.clear()
+    file = _PositionalFile(archive_path)
+    try:
+        zf = zipfile.ZipFile(file)
+    except BaseException:
+        file.close()
+        raise
+    file.release()  # until a reader needs it
+    _PARSED_DIRECTORIES[archive_path] = (zf, file)
+    return zf
+
+
+def _parsed_directory(archive_path: str) -> zipfile.ZipFile | None:
+    """The scan's ZipFile, readable in this process, if the file at
+    `archive_path` is still the one it parsed."""
+    parsed = _PARSED_DIRECTORIES.get(archive_path)
+    if parsed is None:
+        return None
+    zf, file = parsed
+    try:
+        if _identity(os.stat(archive_path)) != file.identity or file.reopen() != file.identity:
+            return None
+    except OSError:
+        return None
     return zf
 
 
@@ -605,21 +683,22 @@ def _zip_for_this_process(archive_path: str) -> zipfile.ZipFile:
     key = (os.getpid(), archive_path)
     zf = _OPEN_ZIPS.get(key)
     if zf is None:
-        parsed = _PARSED_DIRECTORIES.get(archive_path)
-        if parsed is not None and parsed[0] == _file_identity(archive_path):
-            # The scan's directory with a file handle of this process's own
-            # (forked processes must not share one: they share its offset).
-            zf = _reopened(parsed[1], archive_path)
-        else:
+        zf = _parsed_directory(archive_path)
+        if zf is None:
             zf = zipfile.ZipFile(archive_path)
         _OPEN_ZIPS[key] = zf
     return zf
 
 
 def release_archive(archive_path: str) -> None:
-    """Closes this process's handle on `archive_path`, if it has one."""
-    zf = _OPEN_ZIPS.pop((os.getpid(), str(archive_path)), None)
-    if zf is not None:
+    """Closes this process's handle on `archive_path`, if it has one (the
+    scan's directory stays parsed for a later read of the same file)."""
+    archive_path = str(archive_path)
+    zf = _OPEN_ZIPS.pop((os.getpid(), archive_path), None)
+    parsed = _PARSED_DIRECTORIES.get(archive_path)
+    if parsed is not None and zf is parsed[0]:
+        parsed[1].release()
+    elif zf is not None:
         zf.close()
 
 
