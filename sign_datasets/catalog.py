@@ -21,14 +21,16 @@ class UnknownDatasetError(LookupError):
 
 # NAME, NAME/CONFIG, either with :VERSION (TFDS's spelling).
 _DATASET_NAME = re.compile(
-    r"([a-z][a-z0-9_]*)(?:/([a-z0-9][a-z0-9_]*))?(?::[0-9]+\.[0-9]+\.[0-9]+)?")
+    r"([a-z][a-z0-9_]*)(?:/([a-z0-9][a-z0-9_]*))?(?::([0-9]+\.[0-9]+\.[0-9]+))?")
 
 
-def find_builder(name: str, **kwargs):
-    """tfds.builder(name), with one clear line for a name that is not ours.
+def check_name(name: str) -> type:
+    """The builder class `name` (NAME, NAME/CONFIG, either with :VERSION)
+    refers to, or UnknownDatasetError with one clear line.
 
-    TFDS answers an unknown name with a list of its 1,000 datasets, and an
-    unknown config with a ValueError about builder kwargs.
+    TFDS answers an unknown name with a list of its 1,000 datasets, an
+    unknown config with a ValueError about builder kwargs and an unknown
+    version with an AssertionError.
     """
     import tensorflow_datasets as tfds
     from tensorflow_datasets.core.registered import DatasetNotFoundError
@@ -47,6 +49,17 @@ def find_builder(name: str, **kwargs):
         raise UnknownDatasetError(
             f"{name}: {match.group(1)} has no config {match.group(2)!r}; it has "
             + (", ".join(configs) if configs else "none (write just the name)"))
+    versions = [str(cls.VERSION)] + [str(v) for v in getattr(cls, "SUPPORTED_VERSIONS", [])]
+    if match.group(3) and match.group(3) not in versions:
+        raise UnknownDatasetError(f"{name}: {match.group(1)} has no version {match.group(3)}; "
+                                  f"it has {', '.join(versions)}")
+    return cls
+
+
+def find_builder(name: str, **kwargs):
+    """tfds.builder(name), with one clear line for a name that is not ours."""
+    import tensorflow_datasets as tfds
+    check_name(name)
     return tfds.builder(name, **kwargs)
 
 

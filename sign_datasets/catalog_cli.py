@@ -37,6 +37,11 @@ def cmd_show(args) -> int:
               f"{', '.join(builder.info.splits)}", file=sys.stderr)
         return 2
     out = args.out or f"{args.name.replace('/', '_')}-{args.split}.png"
+    kinds = visualize.picture_formats()
+    if Path(out).suffix.lower().lstrip(".") not in kinds:
+        print(f"error: --out {out}: not a picture file name; end it in one of "
+              f".{', .'.join(sorted(kinds))}", file=sys.stderr)
+        return 2
     path = visualize.example_grid(args.name, data_dir=args.data_dir, out=out, split=args.split,
                                   rows=args.rows, cols=args.cols)
     print(path)

@@ -73,6 +73,8 @@ def cmd_build(args) -> int:
         return 2
     guards.writable_folder(data_dir_of(args), "data dir")
     names = catalog.all_dataset_names() if args.all else args.names
+    for name in names:
+        catalog.check_name(name)  # a misspelt name is a usage error: before any build
     if args.beam:
         # Checked once here: a missing apache-beam or empty options would
         # otherwise fail every dataset the same way.
@@ -191,6 +193,18 @@ def report_error(error: BaseException) -> int | None:
     return 2
 
 
+def _check_data_dir(data_dir: str | None) -> None:
+    """--data-dir of any command: given, it names a folder (or a remote one)."""
+    from sign_datasets.settings import SettingsError
+    if data_dir is None or "://" in data_dir:
+        return
+    if not data_dir.strip():
+        raise SettingsError("--data-dir is empty; give a folder, or leave the option out for "
+                            "TFDS's default")
+    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        raise SettingsError(f"--data-dir {data_dir}: is a file, not a folder; choose a folder")
+
+
 def run(make_parser, argv: list[str] | None = None) -> int:
     """Parses and runs a command; a user's error becomes one line and exit 2.
 
@@ -210,6 +224,7 @@ def run(make_parser, argv: list[str] | None = None) -> int:
         args = make_parser().parse_args(argv)
         _apply_source(args)  # --source replaces SIGN_DATASETS_SOURCE, so check it instead
         settings.check_all()
+        _check_data_dir(getattr(args, "data_dir", None))
         return args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -48,6 +48,13 @@ def example_grid(name: str, data_dir: str | None = None, out: Path | str = "exam
     return out
 
 
+def picture_formats() -> set[str]:
+    """The file name endings matplotlib can save a picture as (png, svg, pdf...)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    return set(FigureCanvasAgg(Figure()).get_supported_filetypes())
+
+
 def grid_figure(name: str, data_dir: str | None = None, split: str = "train", rows: int = 4,
                 cols: int = 8, seed: int = 0):
     """The matplotlib figure of `example_grid`: a picture per cell, its class

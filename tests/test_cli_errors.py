@@ -239,18 +239,33 @@ def test_a_failed_build_prints_the_table_and_one_line_per_dataset(tmp_path):
         image = { mode = "L", size = [2, 2] }
         sources = [{ location = "headerless.csv", split = "train" }]
         """))
-    result = run("build", "team_headerless", "no_such_dataset", "team_headerless/nope",
-                 "Not A Name", "--data-dir", tmp_path / "tfds",
-                 env={"SIGN_DATASETS_CATALOG": str(catalog)})
+    env = {"SIGN_DATASETS_CATALOG": str(catalog)}
+    result = run("build", "team_headerless", "--data-dir", tmp_path / "tfds", env=env)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     lines = error_lines(result)
-    assert len(lines) == 4, result.stderr
+    assert len(lines) == 1, result.stderr
     assert "headerless.csv: line 1 is a data row" in lines[0] and "Add the header" in lines[0]
-    assert "no_such_dataset: no such dataset" in lines[1] and "sign-datasets list" in lines[1]
-    assert "has no config 'nope'; it has none (write just the name)" in lines[2]
-    assert "'Not A Name' is not a dataset name" in lines[3]
-    assert result.stdout.count("FAILED") == 4
+    assert result.stdout.count("FAILED") == 1
+
+    # A name that is no dataset is a usage error: one line, exit 2, nothing built.
+    for names, fragment in ((["no_such_dataset"], "no_such_dataset: no such dataset"),
+                            (["team_headerless/nope"], "has no config 'nope'; it has none"),
+                            (["Not A Name"], "'Not A Name' is not a dataset name"),
+                            (["team_headerless:9.9.9"], "has no version 9.9.9; it has 1.0.0")):
+        result = run("build", "team_headerless", *names, "--data-dir", tmp_path / "t2", env=env)
+        assert_one_line(result, 2, fragment)
+        assert "FAILED" not in result.stdout
+
+
+def test_info_and_show_answer_bad_names_and_outputs_in_one_line(tmp_path):
+    result = run("info", "sign_mnist_csv:9.9.9", "--data-dir", tmp_path)
+    assert_one_line(result, 2, "sign_mnist_csv has no version 9.9.9")
+    result = run("list", "--data-dir", "")
+    assert_one_line(result, 2, "--data-dir is empty")
+    (tmp_path / "plain").write_text("x")
+    result = run("list", "--data-dir", tmp_path / "plain")
+    assert_one_line(result, 2, "is a file, not a folder")
 
 
 def test_a_bug_of_ours_still_shows_its_traceback(tmp_path):
