@@ -270,10 +270,33 @@ def _canonical_host(host: str) -> str:
     return host
 
 
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped ::ffff:a.b.c.d, compatible
+    ::a.b.c.d, 6to4, Teredo's client, NAT64), which the network may well
+    deliver to: [::a9fe:a9fe] must be judged as 169.254.169.254."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    value = int(address)
+    if 1 < value < 1 << 32:
+        return ipaddress.IPv4Address(value)
+    if any(address in network for network in _NAT64):
+        return ipaddress.IPv4Address(value & 0xFFFFFFFF)
+    return None
+
+
 def _address_kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     """Why an address is dangerous to reach by default, or None if it is public."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            return _address_kind(embedded)
     if address in _METADATA_ADDRESSES:
         return "cloud metadata endpoint"
     if address.is_link_local:

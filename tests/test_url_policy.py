@@ -260,6 +260,12 @@ def test_a_catalog_may_not_name_a_loopback_server_unless_allowed(origin, env, tm
     ("http://0.0.0.0/x.csv", "non-routable address"),
     ("http://224.0.0.1/x.csv", "non-routable address"),
     ("http://0x0a.0.0.1/x.csv", "private address"),       # 10.0.0.1 in another spelling
+    # IPv6 addresses that carry an IPv4 one, which NAT64, 6to4 or the kernel deliver to it.
+    ("http://[::a9fe:a9fe]/x.csv", "cloud metadata endpoint"),          # IPv4-compatible
+    ("http://[64:ff9b::a9fe:a9fe]/x.csv", "cloud metadata endpoint"),   # NAT64
+    ("http://[2002:a9fe:a9fe::1]/x.csv", "cloud metadata endpoint"),    # 6to4
+    ("http://[::7f00:1]/x.csv", "loopback address"),
+    ("http://[::ffff:7f00:1]/x.csv", "loopback address"),               # IPv4-mapped
     ("http://user:secret@example.org/x.csv", "credentials"),
     ("ftp://example.org/x.csv", "scheme 'ftp'"),
     ("gs://someone-elses-bucket/x.zip", "add gs://someone-elses-bucket to SIGN_DATASETS_ALLOWED_HOSTS"),
