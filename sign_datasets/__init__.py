@@ -11,10 +11,6 @@ __version__ = "0.1.0"
 
 import sys as _sys
 
-from sign_datasets import determinism as _determinism
-
-_determinism.install()
-
 
 def _imported_for_command_line() -> bool:
     """Whether this import is Python loading the package on the way to one of

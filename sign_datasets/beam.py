@@ -23,7 +23,7 @@ from typing import Any
 import tensorflow_datasets as tfds
 from etils import epath
 
-from sign_datasets import determinism, guards
+from sign_datasets import guards
 from sign_datasets.cleaning import MAX_EXAMPLES_PER_REASON, Dropped, SplitReport
 from sign_datasets.formats.zip_folders import MAX_LEAKAGE_EXAMPLES
 from sign_datasets.plans import SplitPlan
@@ -40,9 +40,6 @@ def _import_beam():
 
 
 beam = _import_beam()
-# Workers unpickle this module's functions before TFDS serializes examples in
-# the same fused stage, so their protobuf maps come out in the local order.
-determinism.install()
 
 KEPT, DROPPED, LEAKED = "kept", "dropped", "leaked"
 COUNTER_PREFIX = "sign_datasets"

@@ -25,8 +25,6 @@ from sign_datasets import determinism, guards, sources
 from sign_datasets.cleaning import MissingSource, SplitReport, clean, format_report
 from sign_datasets.labels import SIGN_LETTERS
 
-determinism.install()
-
 
 # How a dataset stores its images. Raw uint8 pixels cost more disk than PNG
 # (+2% on the replica, +9% for the one real 28x28 sign we have), but a batch
@@ -140,6 +138,11 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             homepage=self.HOMEPAGE or None,
             metadata=tfds.core.MetadataDict(),
         )
+
+    def _example_writer(self):
+        # TFDS's hook for where serialized examples go, local and Beam builds
+        # alike: ours go with sorted feature maps (determinism.py).
+        return determinism.SortedMapsWriter(super()._example_writer())
 
     # --- sources -------------------------------------------------------------
 
