@@ -2,7 +2,6 @@
 
     python tests/build_worker.py DATA_DIR NAME [NAME ...] [--download-dir DIR]
         [--kill-in-split SPLIT --kill-after N] [--pause-in-split SPLIT --pause-seconds S]
-        [--clock-offset-days D]
 
 --kill-after: the process sends itself SIGKILL once N examples of SPLIT
 have been generated. SIGKILL cannot be caught or cleaned up after, so the
@@ -11,9 +10,6 @@ without the race of aiming an outside kill at the middle of a fast build.
 
 --pause-*: prints "GENERATING <pid>" and sleeps once the first example of
 SPLIT is generated, so another build can be started while this one runs.
-
---clock-offset-days: shifts time.time and time.time_ns when faketime is not
-installed; libfaketime shifts every clock of the process, datetime's too.
 
 The source is SIGN_DATASETS_SOURCE, as for any build. Prints "BUILT <name>"
 after each build.
@@ -26,17 +22,6 @@ import os
 import signal
 import sys
 import time
-
-
-def shift_python_clocks(days: float) -> None:
-    offset = days * 86400.0
-    real_time, real_time_ns = time.time, time.time_ns
-    time.time = lambda: real_time() + offset
-    time.time_ns = lambda: real_time_ns() + int(offset * 1e9)
-
-    # datetime.datetime cannot be swapped for a subclass: pandas' and
-    # pyarrow's C code check its exact size and crash. Its now() reads the C
-    # clock, which only libfaketime moves.
 
 
 def hook_generation(kill_split: str | None, kill_after: int, pause_split: str | None,
@@ -66,10 +51,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--kill-after", type=int, default=0)
     parser.add_argument("--pause-in-split")
     parser.add_argument("--pause-seconds", type=float, default=0.0)
-    parser.add_argument("--clock-offset-days", type=float, default=0.0)
     args = parser.parse_args(argv)
-    if args.clock_offset_days:
-        shift_python_clocks(args.clock_offset_days)
 
     import tensorflow_datasets as tfds
 
