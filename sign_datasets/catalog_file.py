@@ -386,6 +386,9 @@ def source_path(entry: "Entry", source: "Source") -> Path | None:
         raise entry.error(source.where_field, str(error)) from None
     if real.exists() and not real.is_file():
         raise entry.error(source.where_field, f"{real} is not a regular file")
+    if real.exists():
+        from sign_datasets import guards
+        guards.pin(real)  # every later open must meet this very file
     return real
 
 
@@ -952,7 +955,8 @@ def dataset_names_of(names: Iterable[str]) -> list[str]:
 def sha256_of(path: Path, roots: Iterable[Path] | None = None) -> str:
     """The file's sha256; with `roots`, read only if it lies beneath them
     (`open_beneath`: a catalog source's file)."""
-    with (open(path, "rb") if roots is None else open_beneath(path, roots)) as f:
+    from sign_datasets import guards
+    with (guards.open_source(path) if roots is None else open_beneath(path, roots)) as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 

@@ -66,11 +66,74 @@ def _remedy(path, broken: str) -> str:
     return f"the file may be {broken}. Replace it and build again"
 
 
-def open_zip(archive) -> zipfile.ZipFile:
-    """zipfile.ZipFile, with an error that names the file if it is no zip."""
+class SourceChanged(SourceError):
+    """A source file was replaced after it was checked beneath the allowed roots."""
+
+
+# real path -> (device, inode) of every source file checked beneath the allowed
+# roots in this process (and, through fork, in its decode workers).
+_PINNED: dict[str, tuple[int, int]] = {}
+
+
+def pin(path) -> None:
+    """Records which file `path` (a resolved, checked path) is now, so that
+    `open_source` can refuse another file swapped in under the same name."""
+    found = os.stat(path)
+    _PINNED[os.fspath(path)] = (found.st_dev, found.st_ino)
+
+
+def open_source_descriptor(path) -> int:
+    """os.open of a source file for reading; when the path was pinned, the
+    file opened must be the one that was checked (a symlink or another file
+    renamed over it since is refused: the check is on what was opened)."""
+    name = os.fspath(path)
+    pinned = _PINNED.get(name)
+    if pinned is None:
+        return os.open(name, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        return zipfile.ZipFile(archive)
+        descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise SourceChanged(f"{name}: replaced by a symbolic link after it was checked; "
+                                "build again, and ask who changes the folder") from None
+        raise
+    found = os.fstat(descriptor)
+    if (found.st_dev, found.st_ino) != pinned:
+        os.close(descriptor)
+        raise SourceChanged(f"{name}: replaced by another file after it was checked; build "
+                            "again, and ask who changes the folder")
+    return descriptor
+
+
+def open_source(path):
+    """open(path, "rb") of a source file, through `open_source_descriptor`."""
+    return os.fdopen(open_source_descriptor(path), "rb")
+
+
+class _SourceZip(zipfile.ZipFile):
+    """A ZipFile over a stream we opened, which it closes with itself."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.source_stream = stream
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.source_stream.close()
+
+
+def open_zip(archive) -> zipfile.ZipFile:
+    """zipfile.ZipFile of a source file (see open_source), with an error that
+    names the file if it is no zip."""
+    stream = None
+    try:
+        stream = open_source(archive)
+        return _SourceZip(stream)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+        if stream is not None:
+            stream.close()
         raise DamagedArchiveError(
             f"{describe_download(archive)}: not a readable zip archive ({error}); "
             f"{_remedy(archive, 'incomplete or an error page')}.") from None

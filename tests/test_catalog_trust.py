@@ -506,3 +506,71 @@ def test_entries_that_are_not_tables_and_hostile_keys(team_dir):
     message = assert_refused(write(team_dir / "d.toml", entry_text(name="x" * 100_000)),
                              None, "name", "not a dataset name")
     assert len(message) < 600
+
+
+# --- a swap in the instant between the last check and the open --------------------------
+
+_SWAP: dict = {}
+
+
+def _swap_at_first_open(event: str, args: tuple) -> None:
+    """An audit hook (hooks cannot be removed: it acts once per armed swap)."""
+    if event == "open" and _SWAP and os.fspath(args[0]) == _SWAP.get("path"):
+        path, target = _SWAP.pop("path"), _SWAP.pop("target")
+        swap_for_symlink(Path(path), Path(target))
+
+
+def _letters_zip(path: Path, value: int) -> None:
+    import io
+    import zipfile
+
+    import numpy as np
+    from PIL import Image
+
+    with zipfile.ZipFile(path, "w") as zf:
+        for member in ("Train/cat/a.png", "Train/dog/b.png", "Test/cat/c.png", "Test/dog/d.png"):
+            buffer = io.BytesIO()
+            Image.fromarray(np.full((8, 8), value, np.uint8)).save(buffer, "PNG")
+            zf.writestr(member, buffer.getvalue())
+
+
+@pytest.mark.parametrize("fmt", ["zip_folders", "csv_pixels"])
+def test_a_file_swapped_between_check_and_open_is_refused(fmt, team_dir, secret, tmp_path):
+    """The race a shared folder allows: the file is checked beneath the roots,
+    then replaced by a symlink out of them before it is opened. What is opened
+    must be the file that was checked (guards.open_source), so the build stops
+    and nothing of the other file is stored."""
+    import sys
+
+    import tensorflow_datasets as tfds
+
+    from sign_datasets import catalog_file
+    from sign_datasets.catalog_file import CatalogError
+    from sign_datasets.cleaning import SourceError
+
+    name = f"trust_race_{fmt}"
+    if fmt == "zip_folders":
+        _letters_zip(team_dir / "pets.zip", 10)
+        _letters_zip(secret / "private.zip", 255)
+        target, text = team_dir / "pets.zip", (
+            f'[[dataset]]\nname = "{name}"\nversion = "1.0.0"\ndescription = "Race."\n'
+            'format = "zip_folders"\nclasses = ["cat", "dog"]\nimage = { mode = "L" }\n'
+            'sources = [{ location = "pets.zip" }]\n')
+        outside = secret / "private.zip"
+    else:
+        rows = [shape_row(SHAPE_FILE_LABELS[i % 2], 60 + i) for i in range(4)]
+        write(team_dir / "race.csv", csv_text(rows))
+        target, text = team_dir / "race.csv", entry_text(name=name, location="race.csv")
+        outside = secret / "secret.csv"
+    catalog_file.register_file(write(team_dir / f"{fmt}.toml", text))
+    if not getattr(sys, "_sign_datasets_swap_hook", False):
+        sys.addaudithook(_swap_at_first_open)
+        sys._sign_datasets_swap_hook = True
+    _SWAP.update(path=str(target.resolve()), target=str(outside))
+    with pytest.raises((SourceError, CatalogError)) as error:
+        tfds.builder(name, data_dir=str(tmp_path / "data")).download_and_prepare(
+            download_dir=str(tmp_path / "downloads"))
+    assert not _SWAP, "the swap never happened: the test did not test the race"
+    assert "symbolic link after it was checked" in str(error.value)
+    assert SECRET not in str(error.value)
+    assert not tfds.builder(name, data_dir=str(tmp_path / "data")).is_prepared()

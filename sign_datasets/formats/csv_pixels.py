@@ -423,9 +423,11 @@ def byte_ranges(start: int, size: int, range_bytes: int) -> list[tuple[int, int]
 def open_file(file: CsvFile):
     from sign_datasets.builder import CleanedBuilder
 
+    from sign_datasets import guards
+
     if file.member is not None:
         return CleanedBuilder.open_member(file.path, file.member)
-    return open(file.path, "rb")
+    return guards.open_source(file.path)
 
 
 def read_range(work: CsvRange, rules: list, shape: tuple[int, int, int] = (28, 28, 1),
@@ -448,17 +450,18 @@ def file_ranges(index: int, file: CsvFile, num_pixels: int, range_bytes: int) ->
     """A file's work items; its header is checked here, in the launcher, as
     the local path checks it before any row."""
     import os
-    import zipfile
+
+    from sign_datasets import guards
 
     if file.member is not None:
         with open_file(file) as stream:
             data_start = read_header(stream, file.source, num_pixels)
-        with zipfile.ZipFile(file.path) as zf:
+        with guards.open_zip(file.path) as zf:
             size = zf.getinfo(file.member).file_size
         return [CsvRange(index, file, *r) for r in byte_ranges(data_start, size, range_bytes)]
     size = os.path.getsize(file.path)
     ranges = []
-    with open(file.path, "rb") as stream:
+    with guards.open_source(file.path) as stream:
         data_start = read_header(stream, file.source, num_pixels)
         # From the header's line end on, counted range start by range start.
         lines, at_line_start, at = 1, True, data_start

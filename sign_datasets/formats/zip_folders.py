@@ -45,7 +45,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from sign_datasets import images
+from sign_datasets import guards, images
 from sign_datasets.builder import ENCODED_IMAGE, RAW_PIXELS, CleanedBuilder, image_features
 from sign_datasets.cleaning import Dropped, DuplicateFilter, SourceError, screen
 from sign_datasets.parallel import default_workers, long_lived_objects_frozen, ordered_map
@@ -172,8 +172,8 @@ def read_directory_claims(path: Path, source: str) -> tuple[int, int]:
     Read from the file's last bytes before zipfile parses the directory, so
     a claimed billion members is refused without building a billion objects.
     """
-    size = path.stat().st_size
-    with open(path, "rb") as f:
+    with guards.open_source(path) as f:
+        size = os.fstat(f.fileno()).st_size
         tail_start = max(0, size - (_EOCD_SIZE + _MAX_COMMENT))
         f.seek(tail_start)
         tail = f.read()
@@ -587,7 +587,7 @@ class _PositionalFile(io.RawIOBase):
         """Opens the file again if `release` closed it; the identity of the
         file open now."""
         if self._fd is None:
-            self._fd = os.open(self.name, os.O_RDONLY)
+            self._fd = guards.open_source_descriptor(self.name)
         return _identity(os.fstat(self._fd))
 
     def release(self) -> None:
@@ -687,7 +687,7 @@ def _zip_for_this_process(archive_path: str) -> zipfile.ZipFile:
     if zf is None:
         zf = _parsed_directory(archive_path)
         if zf is None:
-            zf = zipfile.ZipFile(archive_path)
+            zf = guards.open_zip(archive_path)
         _OPEN_ZIPS[key] = zf
     return zf
 
