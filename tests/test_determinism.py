@@ -112,6 +112,6 @@ def test_our_writer_sorts_feature_maps_in_every_process(tmp_path):
     # What TFDS alone writes for twelve keys changes from process to process
     # and is never sorted: a writer that stopped sorting fails the checks above.
     plain = [bytes.fromhex(run["many"]["plain"]) for run in runs]
-    assert len(set(plain)) > 1, ("protobuf wrote the same map order in every process: "
-                                 "is address randomisation off (/proc/sys/kernel/randomize_va_space)?")
+    assert len(set(plain)) > 1, ("protobuf wrote the same map order in every process: is "
+                                 "address randomisation off (/proc/sys/kernel/randomize_va_space)?")
     assert all(key_order(data, MANY_KEYS) != sorted(MANY_KEYS) for data in plain)

@@ -276,7 +276,8 @@ FAKE_DATE = "2031-06-15 12:00:00"
 
 
 def cannot_run_here(reason: str) -> None:
-    """Skips a check this machine lacks the tools for; fails in CI, which installs them (.ci/run)."""
+    """Skips a check this machine lacks the tools for; fails in CI, which installs
+    them (.ci/run)."""
     if os.environ.get("CI", "").lower() in ("true", "1"):
         pytest.fail(f"{reason}; CI must run this check")
     pytest.skip(reason)
