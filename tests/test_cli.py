@@ -32,10 +32,18 @@ def test_replica_make_writes_the_bucket_layout(tmp_path):
 
 
 def test_build_reports_failure_of_one_and_still_builds_the_other(tmp_path, replica_server):
-    result = run("build", "sign_mnist_csv/dirty", "no_such_dataset", "--data-dir", str(tmp_path),
-                 "--source", replica_server.base_url)
+    # A source that fails at build time (a CSV without its header); a name that
+    # is no dataset at all is a usage error caught before any build (test_cli_errors).
+    (tmp_path / "headerless.csv").write_text("0,1,2,3,4\n1,5,6,7,8\n")
+    (tmp_path / "team.toml").write_text(
+        '[[dataset]]\nname = "cli_headerless"\nversion = "1.0.0"\ndescription = "No header."\n'
+        'format = "csv_pixels"\nclasses = ["a", "b"]\nimage = { mode = "L", size = [2, 2] }\n'
+        'sources = [{ location = "headerless.csv" }]\n')
+    result = run("build", "sign_mnist_csv/dirty", "cli_headerless", "--data-dir", str(tmp_path),
+                 "--source", replica_server.base_url,
+                 SIGN_DATASETS_CATALOG=str(tmp_path / "team.toml"))
     assert result.returncode == 1
-    assert "error: no_such_dataset" in result.stderr
+    assert "headerless.csv: line 1 is a data row" in result.stderr
     summary = result.stdout
     assert "sign_mnist_csv/dirty" in summary and "duplicate_row=4, non_numeric_cell=3" in summary
     assert "FAILED" in summary

@@ -58,10 +58,10 @@ def test_a_member_name_cannot_write_an_entry_into_the_catalog(tmp_path):
 
     source = pets_zip(tmp_path / "pets.zip", [(INJECTED, b"not an image")])
     catalog = tmp_path / "team.toml"
-    text = catalog_new.propose("team_pets", "zip_folders", str(source), catalog)
+    text = catalog_new.propose("hostile_new_pets", "zip_folders", str(source), catalog)
     catalog_new.append(catalog, text)
     entries = tomllib.loads(catalog.read_text())["dataset"]
-    assert [e["name"] for e in entries] == ["team_pets"]
+    assert [e["name"] for e in entries] == ["hostile_new_pets"]
     assert "injected_by_zip" in catalog.read_text()  # quoted in a comment, escaped
     assert all(line.startswith("#") or "injected" not in line
                for line in catalog.read_text().splitlines())
@@ -77,7 +77,7 @@ def test_a_bomb_member_is_not_inflated(tmp_path):
             for _ in range(256):
                 member.write(bytes(1 << 20))  # 256 MiB of zeros, 256 KB deflated
     with peak_growth_mb() as grown:
-        text = catalog_new.propose("team_bomb", "zip_folders", str(tmp_path / "bomb.zip"),
+        text = catalog_new.propose("hostile_new_bomb", "zip_folders", str(tmp_path / "bomb.zip"),
                                    tmp_path / "team.toml")
     assert grown[0] < 100, grown
     assert "train/dog/bomb.png: not readable as an image" in text
@@ -89,7 +89,7 @@ def test_huge_numbers_in_a_csv_are_no_labels(tmp_path, row):
     from sign_datasets import catalog_new
 
     (tmp_path / "rows.csv").write_bytes(b"label,pixel1,pixel2,pixel3,pixel4\n0,1,2,3,4\n" + row)
-    text = catalog_new.propose("team_rows", "csv_pixels", str(tmp_path / "rows.csv"),
+    text = catalog_new.propose("hostile_new_rows", "csv_pixels", str(tmp_path / "rows.csv"),
                                tmp_path / "team.toml")
     assert "csv_labels = [0" in text
 
@@ -102,7 +102,7 @@ def test_a_line_over_the_cap_is_skipped_without_holding_it(tmp_path):
         out.write(b"1," + b"7" * (64 << 20) + b"\n")  # a 64 MB line
         out.write(b"1,1,2,3,4\n")
     with peak_growth_mb() as grown:
-        text = catalog_new.propose("team_long", "csv_pixels", str(tmp_path / "rows.csv"),
+        text = catalog_new.propose("hostile_new_long", "csv_pixels", str(tmp_path / "rows.csv"),
                                    tmp_path / "team.toml")
     assert grown[0] < 32, grown
     assert "3 rows; labels 0 (1), 1 (1); 1 rows without an integer label" in text

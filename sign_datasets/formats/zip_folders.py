@@ -26,6 +26,7 @@ archive, class names, colour mode and sizes.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import hashlib
 import io
@@ -618,8 +619,8 @@ class _PositionalFile(io.RawIOBase):
         base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos}.get(whence)
         if base is None:
             base = os.fstat(self.fileno()).st_size
-        if base + offset < 0:
-            raise ValueError(f"negative seek position {base + offset}")
+        if base + offset < 0:  # as a file would: zipfile expects OSError for a short file
+            raise OSError(errno.EINVAL, f"negative seek position {base + offset}")
         self._pos = base + offset
         return self._pos
 
