@@ -78,7 +78,7 @@ def render(outcomes: dict[str, dict]) -> str:
                      f"{_cell(case.expect.describe())} | {_cell(summary(outcome))} | {verdict} |")
     total = sum(counts.values())
     heading = (f"{total} cases: " + ", ".join(f"{n} {FORMATS[fmt]}" for fmt, n in counts.items())
-               + ". A catalog case is refused when its catalog is read, before anything is built.")
+               + ". A catalog case without a dataset is refused when its catalog is read; one that names a dataset (bi_*) registers its catalog and builds it.")
     return "\n".join([heading, "", *lines])
 
 
