@@ -22,7 +22,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from sign_datasets import determinism, guards, sources
-from sign_datasets.cleaning import MissingSource, SplitReport, clean, format_report
+from sign_datasets.cleaning import MissingSource, SourceError, SplitReport, clean, format_report
 from sign_datasets.labels import SIGN_LETTERS
 
 
@@ -109,6 +109,25 @@ class BeamBuild:
     plans: list = dataclasses.field(default_factory=list)
 
 
+@contextlib.contextmanager
+def _fresh_downloads_removed_on_source_errors():
+    """A build that stops on a source error removes the sources it just
+    downloaded (an HTML error page, a file a server cut short), so the next
+    build downloads them again instead of failing on the same bytes forever;
+    the error says so."""
+    from sign_datasets import fetcher
+    try:
+        yield
+    except SourceError as error:
+        removed = fetcher.discard_fresh_downloads()
+        if removed and len(error.args) == 1 and isinstance(error.args[0], str):
+            names = ", ".join(path.name.split("-", 1)[-1] for path in removed)
+            error.args = (f"{error.args[0]} (downloaded by this build and now removed, so the "
+                          f"next build downloads it again: {names})",)
+        raise
+    fetcher.forget_fresh_downloads()
+
+
 class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """A GeneratorBasedBuilder whose examples pass through named cleaning rules."""
 
@@ -165,6 +184,12 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                 found = sorted(n for n in zf.namelist() if not n.endswith("/"))[:20]
                 raise MissingSource(f"{guards.describe_download(archive)}: no member "
                                         f"{member!r}; it holds {found}") from None
+            copies = sum(1 for name in zf.namelist() if name == member)
+            if copies > 1:
+                # zipfile would read the last one, and the others' rows be
+                # neither kept nor counted.
+                raise SourceError(f"{guards.describe_download(archive)}: {copies} members are "
+                                  f"named {member!r} (a zip appended to?); keep one")
             # ZipExtFile.readline is pure Python; a C buffer in front of it
             # makes line-by-line reading several times faster.
             with io.BufferedReader(guards.MemberStream(zf, info, archive),
@@ -293,7 +318,9 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                 self.info.read_from_directory(self.data_path)
             elif not already_built:
                 guards.remove_leftovers(self.data_path)
-            with bounded_shuffle_memory():
+            from sign_datasets import fetcher
+            fetcher.forget_fresh_downloads()
+            with bounded_shuffle_memory(), _fresh_downloads_removed_on_source_errors():
                 try:
                     result = super().download_and_prepare(*args, **kwargs)
                 except AssertionError:
@@ -311,4 +338,12 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         if report and not already_built:
             print(format_report({self.info.full_name: report}, title="Cleaning report"),
                   file=sys.stderr)
+            junk = dict(self.info.metadata.get("junk") or {})
+            if junk:
+                # Archive members that are no records (unsafe names, folders
+                # outside the splits, system files): skipped, and said so.
+                where = "; ".join(f"{place}: " + ", ".join(f"{kind}={count}" for kind, count
+                                                          in sorted(kinds.items()))
+                                  for place, kinds in sorted(junk.items()))
+                print(f"Skipped archive members (not records): {where}", file=sys.stderr)
         return result

@@ -941,6 +941,14 @@ class Fetcher:
                         os.write(descriptor, held)
                     chunks = []
                 _write_all(descriptor, chunk)
+            # The watchdog ends a body at the deadline by shutting the socket,
+            # which reads as an ordinary end: a cut body must not be stored.
+            if time.monotonic() >= deadline:
+                return self._too_slow(url)
+            if declared.isdigit() and size != int(declared):
+                return FetchResult(url, reason=CONNECTION_FAILED,
+                                   detail=f"the body ended after {size} of the {declared} bytes "
+                                          "its Content-Length announced")
             if descriptor is None and keep_small:
                 body = b"".join(chunks)
                 self._cache.put(url, body)
@@ -1162,14 +1170,33 @@ def download_source(url: str, download_dir, settings: FetchSettings | None = Non
         return target
     if url.lower().startswith("gs:"):
         _copy_from_bucket(url, target, settings)
-        return target
-    with Fetcher(download_cache_dir(download_dir), settings, source, CATALOG) as fetch:
-        result = fetch.download_file(url, target)
-    if not result.ok:
-        hint = _SOURCE_HINTS.get(result.reason, "check the server; a rerun tries again")
-        raise SourceDownloadError(f"{cut_url(url)}: not downloaded ({result.reason}: "
-                                  f"{result.detail})" + (f"; {hint}" if hint else ""))
+    else:
+        with Fetcher(download_cache_dir(download_dir), settings, source, CATALOG) as fetch:
+            result = fetch.download_file(url, target)
+        if not result.ok:
+            hint = _SOURCE_HINTS.get(result.reason, "check the server; a rerun tries again")
+            raise SourceDownloadError(f"{cut_url(url)}: not downloaded ({result.reason}: "
+                                      f"{result.detail})" + (f"; {hint}" if hint else ""))
+    _FRESH_DOWNLOADS.append((target, Path(os.fspath(download_dir))))
     return target
+
+
+# Sources downloaded by the build running in this process, until it ends:
+# a build that finds one unreadable removes it (`discard_fresh_downloads`), so
+# an error page or a cut file served once is not reused by every later build.
+_FRESH_DOWNLOADS: list[tuple[Path, Path]] = []
+
+
+def forget_fresh_downloads() -> None:
+    """A build starts or succeeded: what it downloaded is kept for later builds."""
+    _FRESH_DOWNLOADS.clear()
+
+
+def discard_fresh_downloads() -> list[Path]:
+    """A build failed on its sources: removes what it downloaded; the files removed."""
+    removed = [path for path, folder in _FRESH_DOWNLOADS if discard_download(path, folder)]
+    _FRESH_DOWNLOADS.clear()
+    return removed
 
 
 def _copy_from_bucket(url: str, target: Path, settings: FetchSettings) -> None:

@@ -409,7 +409,29 @@ def _trickle_headers(handler) -> None:
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("path, trickle", [("/body", _trickle_body), ("/headers", _trickle_headers)])
+def _trickle_body_without_length(handler) -> None:
+    # No Content-Length: the body ends when the connection closes, so a body
+    # the deadline cut off looks like a complete one unless the time is checked.
+    handler.send_response(200)
+    handler.send_header("Connection", "close")
+    handler.end_headers()
+    for _ in range(1000):
+        handler.wfile.write(b"label,pixel1\n0,1\n"[_ % 16:_ % 16 + 1])
+        handler.wfile.flush()
+        time.sleep(0.1)
+
+
+def _trickle_short_answer(handler) -> None:
+    # A whole, valid answer, whose headers alone outlast the deadline.
+    for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello":
+        handler.wfile.write(bytes([byte]))
+        handler.wfile.flush()
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("path, trickle", [("/body", _trickle_body), ("/headers", _trickle_headers),
+                                           ("/nolength", _trickle_body_without_length),
+                                           ("/short", _trickle_short_answer)])
 def test_a_trickling_server_hits_the_total_timeout(origin, tmp_path, path, trickle):
     origin.routes[path] = trickle
     settings = FetchSettings(**{**FAST, "total_timeout": 1.0, "read_timeout": 0.5, "retries": 0})
@@ -494,6 +516,22 @@ def test_a_second_build_downloads_nothing(origin, env, tmp_path):
     assert first.info.splits["train"].num_examples == second.info.splits["train"].num_examples == 4
     (kept,) = [p for p in downloads.rglob("*") if p.is_file()]
     assert kept.parent.name == fetcher.SOURCES_FOLDER and kept.name.endswith("-shapes.csv")
+
+
+def test_a_download_the_build_cannot_read_is_not_kept(origin, env, tmp_path):
+    """An error page served with 200 once must not fail every later build."""
+    from sign_datasets.cleaning import SourceError
+
+    env.setenv("SIGN_DATASETS_ALLOWED_HOSTS", f"127.0.0.1:{origin.port}")
+    origin.routes["/flaky.csv"] = b"<html><body>Quota exceeded, try later</body></html>"
+    register(tmp_path, catalog_entry("team_flaky", origin.base_url + "flaky.csv"))
+    with pytest.raises(SourceError, match="now removed, so the next build downloads it again"):
+        build("team_flaky", tmp_path / "data", tmp_path / "downloads")
+    assert not [p for p in (tmp_path / "downloads").rglob("*") if p.is_file()]
+    origin.routes["/flaky.csv"] = shapes_csv()  # the server is mended
+    built = build("team_flaky", tmp_path / "data", tmp_path / "downloads")
+    assert built.info.splits["train"].num_examples == 4
+    assert origin.paths == ["/flaky.csv", "/flaky.csv"]
 
 
 def test_a_download_with_the_wrong_sha256_is_not_kept(origin, env, tmp_path):

@@ -329,6 +329,14 @@ def test_junk_is_counted_apart_from_records(messy_builds):
     }
 
 
+def test_a_build_says_which_archive_members_it_skipped(messy, tmp_path, monkeypatch, capfd):
+    """Junk is no record, so no drop; the printed report still tells of it."""
+    build("sign_language_img/28x28", messy, tmp_path / "tfds", monkeypatch)
+    printed = capfd.readouterr().err
+    assert "Skipped archive members (not records): archive: " in printed
+    assert "outside_split_folders=1, text_file=1, unsafe_path=3" in printed
+
+
 def test_nested_zip_and_unsafe_names_are_never_expanded_or_written(messy_builds, messy):
     # The nested zip's image did not become a record, and nothing landed
     # beside or above the source folder.

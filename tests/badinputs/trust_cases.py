@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import unicodedata
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -474,3 +476,14 @@ def _(folder):
     pixel = csv_row(1, 151).rsplit(b",", 1)[0] + b"," + huge
     label = huge + b"," + csv_row(2, 152).split(b",", 1)[1]
     csv_source(folder, csv_file([csv_row(0, 150), pixel, label]))
+
+
+@case("csv_member_twice_in_the_zip", "csv",
+      "databasesLoadData.zip holds the train CSV twice (a zip appended to): zipfile reads the last",
+      fails("SourceError", r"<source>/databasesLoadData\.zip: 2 members are named "
+                           r"'sign_mnist_train/sign_mnist_train\.csv'"))
+def _(folder):
+    csv_source(folder, csv_file([csv_row(0, 160)]))
+    with zipfile.ZipFile(folder / "databasesLoadData.zip", "a") as zf, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        zf.writestr("sign_mnist_train/sign_mnist_train.csv", csv_file([csv_row(1, 161)]))
