@@ -118,6 +118,10 @@ def _fresh_downloads_removed_on_source_errors():
     from sign_datasets import fetcher
     try:
         yield
+    except fetcher.TooManyFailures:
+        # Image URLs failed, not the source file: a rerun fetches only those.
+        fetcher.forget_fresh_downloads()
+        raise
     except SourceError as error:
         removed = fetcher.discard_fresh_downloads()
         if removed and len(error.args) == 1 and isinstance(error.args[0], str):
