@@ -30,13 +30,9 @@ R = TypeVar("R")
 WORKERS_ENV = "SIGN_DATASETS_WORKERS"
 
 # Workers hand results back through one pipe, which a thread of the main
-# process drains; that thread waits for the GIL while the main thread writes
-# examples. Through Linux's default 64 KB pipe, a chunk of 256 decoded
-# sign-language images (220 KB) blocked its worker for several such waits;
-# with 1 MB (the unprivileged maximum by default) the worker hands the chunk
-# over at once and decodes on: its voluntary context switches fell from
-# about 425 to 50 a build, and the build was faster in 14 of 20 alternating
-# pairs (median of the paired ratios 1.08).
+# process drains while the main thread writes examples: a 64 KB pipe blocks a
+# worker on every 220 KB chunk, 1 MB (the unprivileged maximum) hands it over
+# at once (docs/DESIGN.md, "A 1 MB result pipe").
 RESULT_PIPE_BYTES = 1 << 20
 
 
@@ -77,8 +73,7 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int | None = 
     ready the caller computes the earliest item the pool has not started
     instead of waiting. This is for callers with work of their own between
     results (a TFDS writer): one process per core instead of a process more
-    than cores. The sign-language build took 3.00 s instead of 3.56 that way
-    (medians of 6 alternating pairs) and a seventh less CPU time in all.
+    than cores (docs/DESIGN.md gives the figures).
     """
     workers = default_workers() if workers is None else workers
     if workers <= 1:
@@ -176,8 +171,8 @@ def long_lived_objects_frozen():
 
     A build process holds TensorFlow's and TFDS's few hundred thousand
     objects; every full collection walks them all, and a loop that creates
-    tens of thousands of records triggers many (the sign-language zip's scan
-    took 0.54-0.82 s with collections, 0.38-0.53 s without). Frozen objects
+    tens of thousands of records triggers many, which costs a scan about a
+    third of its time. Frozen objects
     are also what forked workers then never touch, as Python's gc docs
     advise before fork(). Unfreezing hands them back, so nothing leaks.
     """

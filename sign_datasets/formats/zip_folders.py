@@ -259,8 +259,8 @@ def classify_names(names: Iterable[str]) -> Iterator[tuple[tuple[str, ...] | Non
 
     Members share a few folders, so the folder part of a name is judged once
     per folder and only the file name once per member: the scan runs before
-    any worker can start, and judging 35,000 names whole made the scan of the
-    sign-language zip about a fifth slower. Names the shortcut cannot judge
+    any worker can start, and judging every name whole costs the scan of
+    35,000 names about a fifth more. Names the shortcut cannot judge
     from their folder alone take the plain functions; tests/test_properties.py
     checks the results are the same for any names.
     """
@@ -813,8 +813,7 @@ def member_ranges(members: Sequence[MemberRef | Dropped], max_members: int = 256
     """(start, stop) of consecutive members, grouped so that each worker task
     is worth its IPC, and small. The first ranges hold `first_members` and
     double up to `max_members`: the writer gets its first records while the
-    pool is still starting (0.07 instead of 0.10 s into the sign-language
-    build, a part no worker count shortens)."""
+    pool is still starting, a part of the build no worker count shortens."""
     start = size = 0
     limit = min(first_members, max_members)
     for position, member in enumerate(members):
@@ -828,9 +827,9 @@ def member_ranges(members: Sequence[MemberRef | Dropped], max_members: int = 256
 
 
 # Forked decode workers find a split's members here, by position, instead of
-# receiving them, and send back only what they computed. Pickling members to
-# the workers and whole records back took the main process (which also runs
-# TFDS's writer) about a fifth of its CPU in a parallel build of small images.
+# receiving them, and send back only what they computed: pickling members out
+# and whole records back costs the main process (which also runs TFDS's
+# writer) about a fifth of its CPU in a parallel build of small images.
 _SPLITS_FOR_WORKERS: dict[int, tuple[FolderArchive, DecodeSpec, bool]] = {}
 _SPLIT_TOKENS = itertools.count()
 
