@@ -124,8 +124,12 @@ def conform_image(image, shape: tuple[int, int, int]):
     return tf.ensure_shape(image, shape)
 
 
-def prepared_builder(name: str, data_dir: str | None = None):
-    """The TFDS builder of a dataset that has been built, or a DataSetupError saying how to build it."""
+def prepared_builder(name: str, data_dir: str | None = None, build: bool = True):
+    """The TFDS builder of a built dataset. One not built yet is built first,
+    as tfds.load does, saying so; with `build=False` that is a DataSetupError
+    saying how to build it."""
+    import sys
+
     from sign_datasets import catalog  # registers the builders
 
     try:
@@ -133,9 +137,13 @@ def prepared_builder(name: str, data_dir: str | None = None):
     except catalog.UnknownDatasetError as error:
         raise DataSetupError(str(error)) from None
     if not builder.is_prepared():
-        raise DataSetupError(
-            f"{name} is not built in {builder.data_dir}; run `sign-datasets build {name}` "
-            "(or pass --data-dir where it was built)")
+        if not build:
+            raise DataSetupError(
+                f"{name} is not built in {builder.data_dir}; run `sign-datasets build {name}` "
+                "(or pass --data-dir where it was built, or leave out --no-build)")
+        print(f"{name} is not built in {builder.data_dir}: building it first "
+              "(--no-build refuses instead)", file=sys.stderr, flush=True)
+        builder.download_and_prepare()
     return builder
 
 
@@ -161,9 +169,10 @@ def read_split(builder, spec: str, shape: tuple[int, int, int], batch_size: int,
 
 def load_splits(name: str, data_dir: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                 image_size=None, channels: int | None = None,
-                validation_share: float = DEFAULT_VALIDATION_SHARE, seed: int = 0) -> Splits:
+                validation_share: float = DEFAULT_VALIDATION_SHARE, seed: int = 0,
+                build: bool = True) -> Splits:
     """Train, validation and test pipelines: cache, shuffle (train), batch, prefetch."""
-    builder = prepared_builder(name, data_dir)
+    builder = prepared_builder(name, data_dir, build)
     info = builder.info
     if "image" not in info.features or "label" not in info.features:
         raise DataSetupError(f"{name} has no image and label features; the model scripts need both")
@@ -191,9 +200,10 @@ def load_splits(name: str, data_dir: str | None = None, batch_size: int = DEFAUL
 
 
 def load_evaluation_split(name: str, split: str, shape: tuple[int, int, int],
-                          data_dir: str | None = None, batch_size: int = 256):
+                          data_dir: str | None = None, batch_size: int = 256,
+                          build: bool = True):
     """(batched dataset, class names, example count) of one split, for evaluating a saved model."""
-    builder = prepared_builder(name, data_dir)
+    builder = prepared_builder(name, data_dir, build)
     try:
         count = builder.info.splits[split].num_examples
     except (KeyError, ValueError) as error:

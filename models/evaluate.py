@@ -58,12 +58,14 @@ def check_class_names(model_names: list[str], dataset_names: list[str], dataset:
 
 
 def evaluate_saved_model(model_path: str | Path, dataset: str, split: str = "test",
-                         data_dir: str | None = None, batch_size: int = 256) -> dict:
+                         data_dir: str | None = None, batch_size: int = 256,
+                         build: bool = True) -> dict:
     """Loads a saved model and scores it on `split` of `dataset`, prepared to the model's input."""
     model = artifacts.load_model(model_path)
     card = artifacts.read_card(model_path)
     shape = tuple(model.input_shape[1:])
-    batches, dataset_names, count = data.load_evaluation_split(dataset, split, shape, data_dir, batch_size)
+    batches, dataset_names, count = data.load_evaluation_split(dataset, split, shape, data_dir,
+                                                               batch_size, build=build)
     model_names = artifacts.class_names_of(model, card)
     if card.get("class_names"):
         check_class_names(model_names, dataset_names, dataset)

@@ -40,6 +40,8 @@ class TrainingOptions:
     tune_max_trials: int | None = None
     seed: int = 0
     verbose: int = 2
+    # A dataset not built yet is built first, as tfds.load does; False refuses.
+    build: bool = True
 
     def out_dir(self) -> Path:
         if self.out:
@@ -164,7 +166,8 @@ def run(options: TrainingOptions):
 
     image_size, channels = _input_settings(options)
     splits = data.load_splits(options.dataset, options.data_dir, options.batch_size, image_size,
-                              channels, options.validation_share, options.seed)
+                              channels, options.validation_share, options.seed,
+                              build=options.build)
     tuning = None
     started = time.perf_counter()
     if options.model == "tune":

@@ -29,9 +29,14 @@ def cmd_show(args) -> int:
     from sign_datasets import catalog, visualize
     builder = catalog.find_builder(args.name, data_dir=args.data_dir)
     if not builder.is_prepared():
-        print(f"error: {args.name} is not built in {builder.data_dir}; run "
-              f"`sign-datasets build {args.name}` (or pass --data-dir)", file=sys.stderr)
-        return 2
+        if args.no_build:
+            print(f"error: {args.name} is not built in {builder.data_dir}; run "
+                  f"`sign-datasets build {args.name}` (or pass --data-dir, or leave out "
+                  "--no-build)", file=sys.stderr)
+            return 2
+        print(f"{args.name} is not built in {builder.data_dir}: building it first "
+              "(--no-build refuses instead)", file=sys.stderr, flush=True)
+        builder.download_and_prepare()
     if args.split not in builder.info.splits:
         print(f"error: {args.name} has no split {args.split!r}; it has "
               f"{', '.join(builder.info.splits)}", file=sys.stderr)
@@ -106,6 +111,8 @@ def add_commands(commands) -> None:
     show.add_argument("--out", help="PNG file (default NAME-SPLIT.png)")
     show.add_argument("--rows", type=int, default=4)
     show.add_argument("--cols", type=int, default=8)
+    show.add_argument("--no-build", action="store_true",
+                      help="refuse a dataset not built yet instead of building it first")
     _data_dir(show)
     show.set_defaults(func=cmd_show)
 

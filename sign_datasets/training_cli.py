@@ -64,7 +64,7 @@ def cmd_train(args) -> int:
         image_size=args.image_size, channels=args.channels,
         validation_share=args.validation_share, patience=args.patience,
         learning_rate=args.learning_rate, tune_max_epochs=args.tune_max_epochs,
-        tune_max_trials=args.tune_max_trials, seed=args.seed)
+        tune_max_trials=args.tune_max_trials, seed=args.seed, build=not args.no_build)
     metrics = train(options)
     evaluation = metrics["evaluation"]
     print(f"{metrics['dataset_full_name']} {metrics['model']}: {metrics['evaluated_on']} accuracy "
@@ -84,7 +84,8 @@ def cmd_evaluate(args) -> int:
     from sign_datasets.models.evaluate import evaluate_saved_model
 
     result = evaluate_saved_model(args.model, args.dataset, split=args.split,
-                                  data_dir=args.data_dir, batch_size=args.batch_size)
+                                  data_dir=args.data_dir, batch_size=args.batch_size,
+                                  build=not args.no_build)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -114,6 +115,8 @@ def cmd_predict(args) -> int:
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="TFDS data dir where the dataset was built "
                                            "(default: TFDS_DATA_DIR or ~/tensorflow_datasets)")
+    parser.add_argument("--no-build", action="store_true",
+                        help="refuse a dataset not built yet instead of building it first")
 
 
 def add_commands(subparsers) -> None:

@@ -489,9 +489,18 @@ def test_show_writes_a_grid_of_labelled_examples(built, tmp_path, capsys):
         assert len(set(grid.convert("RGB").getdata())) > 100
 
 
-def test_show_of_a_dataset_not_built_says_so(tmp_path, capsys):
-    code, _, err = run_cli(capsys, "show", "team_shapes", "--data-dir", str(tmp_path))
+def test_show_builds_a_dataset_not_built_yet_unless_told_not_to(team, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "show", "team_shapes", "--data-dir", str(tmp_path),
+                           "--no-build", "--out", str(tmp_path / "no.png"))
     assert code == 2 and "not built" in err and "sign-datasets build team_shapes" in err
+    assert not (tmp_path / "no.png").exists() and not (tmp_path / "team_shapes").exists()
+    code, out, err = run_cli(capsys, "show", "team_shapes", "--data-dir", str(tmp_path),
+                             "--out", str(tmp_path / "yes.png"))
+    assert code == 0 and out.strip().splitlines()[-1] == str(tmp_path / "yes.png")
+    assert "team_shapes is not built in" in err and "building it first" in err
+    assert (tmp_path / "team_shapes" / "1.0.0" / "dataset_info.json").exists()
+    with Image.open(tmp_path / "yes.png") as grid:
+        assert grid.format == "PNG"
 
 
 def test_build_reports_every_failure_and_exits_non_zero(team, tmp_path, capsys):

@@ -265,9 +265,20 @@ def test_predict_command_prints_the_top_three_names(cnn_run, tmp_path):
         assert [float(p) for _, p in got] == pytest.approx(probabilities[expected], abs=6e-4)
 
 
+def test_evaluate_builds_a_dataset_not_built_yet(cnn_run, source, tmp_path, capsys):
+    """As tfds.load does, and saying so; --no-build refuses (test below)."""
+    assert training_cli.main(["evaluate", str(cnn_run["out"]), "sign_mnist_csv/dirty",
+                              "--data-dir", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "sign_mnist_csv/dirty is not built in" in captured.err
+    assert "building it first" in captured.err
+    assert "sign_mnist_csv/dirty test: accuracy" in captured.out
+    assert (tmp_path / "sign_mnist_csv" / "dirty" / "2.0.0" / "dataset_info.json").exists()
+
+
 def test_commands_explain_user_mistakes(cnn_run, data_dir, tmp_path, capsys):
     assert training_cli.main(["evaluate", str(cnn_run["out"]), "sign_mnist_csv/dirty",
-                              "--data-dir", str(tmp_path)]) == 2
+                              "--data-dir", str(tmp_path), "--no-build"]) == 2
     assert "is not built" in capsys.readouterr().err
     assert training_cli.main(["train", "sign_mnist_csv", "--model", "transfer", "--weights",
                               str(tmp_path / "none.h5"), "--data-dir", str(data_dir),
