@@ -1,4 +1,4 @@
-"""The hand-written streaming JSON readers against ijson (issue 18).
+"""The hand-written streaming JSON readers against ijson.
 
 1. JSON Lines, 1,000,000 records: json_urls.read (readline + json.loads)
    against ijson.items(multiple_values=True), which streams the same values
@@ -13,7 +13,10 @@ the process's maximum resident set while parsing (ijson's C parser
 allocates outside tracemalloc's view). Ratios are against the current code
 measured in the same run.
 
-Run: .venv/bin/python scripts/bench_json.py [--quick]
+Run: .venv/bin/pip install ijson && .venv/bin/python scripts/compare_ijson.py [--quick]
+
+Not a `bench_*.py` of the suite: ijson is no dependency of the project
+(the comparison decided against it), so `sign-datasets bench` does not run it.
 """
 
 from __future__ import annotations
