@@ -128,23 +128,12 @@ def prepared_builder(name: str, data_dir: str | None = None, build: bool = True)
     """The TFDS builder of a built dataset. One not built yet is built first,
     as tfds.load does, saying so; with `build=False` that is a DataSetupError
     saying how to build it."""
-    import sys
-
     from sign_datasets import catalog  # registers the builders
 
     try:
-        builder = catalog.find_builder(name, data_dir=data_dir)
-    except catalog.UnknownDatasetError as error:
+        return catalog.prepared_builder(name, data_dir, build)
+    except (catalog.UnknownDatasetError, catalog.NotBuiltError) as error:
         raise DataSetupError(str(error)) from None
-    if not builder.is_prepared():
-        if not build:
-            raise DataSetupError(
-                f"{name} is not built in {builder.data_dir}; run `sign-datasets build {name}` "
-                "(or pass --data-dir where it was built, or leave out --no-build)")
-        print(f"{name} is not built in {builder.data_dir}: building it first "
-              "(--no-build refuses instead)", file=sys.stderr, flush=True)
-        builder.download_and_prepare()
-    return builder
 
 
 def read_split(builder, spec: str, shape: tuple[int, int, int], batch_size: int,

@@ -116,6 +116,7 @@ def _fresh_downloads_removed_on_source_errors():
     build downloads them again instead of failing on the same bytes forever;
     the error says so."""
     from sign_datasets import fetcher
+    fetcher.forget_fresh_downloads()
     try:
         yield
     except fetcher.TooManyFailures:
@@ -125,7 +126,7 @@ def _fresh_downloads_removed_on_source_errors():
     except SourceError as error:
         removed = fetcher.discard_fresh_downloads()
         if removed and len(error.args) == 1 and isinstance(error.args[0], str):
-            names = ", ".join(path.name.split("-", 1)[-1] for path in removed)
+            names = ", ".join(sources.downloaded_name(path) for path in removed)
             error.args = (f"{error.args[0]} (downloaded by this build and now removed, so the "
                           f"next build downloads it again: {names})",)
         raise
@@ -322,8 +323,6 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                 self.info.read_from_directory(self.data_path)
             elif not already_built:
                 guards.remove_leftovers(self.data_path)
-            from sign_datasets import fetcher
-            fetcher.forget_fresh_downloads()
             with bounded_shuffle_memory(), _fresh_downloads_removed_on_source_errors():
                 try:
                     result = super().download_and_prepare(*args, **kwargs)

@@ -63,6 +63,24 @@ def find_builder(name: str, **kwargs):
     return tfds.builder(name, **kwargs)
 
 
+def prepared_builder(name: str, data_dir: str | None = None, build: bool = True):
+    """The builder of a built dataset. One not built yet is built first, as
+    tfds.load does, saying so; with `build=False` that is a NotBuiltError
+    saying how to build it (the --no-build of show, train and evaluate)."""
+    import sys
+
+    builder = find_builder(name, data_dir=data_dir)
+    if not builder.is_prepared():
+        if not build:
+            raise NotBuiltError(
+                f"{name} is not built in {builder.data_dir}; run `sign-datasets build {name}` "
+                "(or pass --data-dir where it was built, or leave out --no-build)")
+        print(f"{name} is not built in {builder.data_dir}: building it first "
+              "(--no-build refuses instead)", file=sys.stderr, flush=True)
+        builder.download_and_prepare()
+    return builder
+
+
 @dataclasses.dataclass
 class BuildResult:
     name: str

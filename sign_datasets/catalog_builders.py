@@ -95,9 +95,6 @@ class CatalogDataset:
 
     @contextlib.contextmanager
     def open_source(self, path: Path, source: Source) -> Iterator:
-        if source.kind == "path":
-            # Checked once more as it is opened: the build may have run a while.
-            path = source_path(self.ENTRY, source)
         if source.member:
             with contextlib.ExitStack() as stack:
                 try:
@@ -107,6 +104,7 @@ class CatalogDataset:
                                         f"'{source.field}.member': {error}") from None
                 yield stream
         elif source.kind == "path":
+            # Checked once more as it is opened: the build may have run a while.
             try:
                 stream = open_beneath(path, allowed_roots(self.ENTRY.file))
             except PathRefused as error:

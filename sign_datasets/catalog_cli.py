@@ -27,25 +27,16 @@ def cmd_info(args) -> int:
 
 def cmd_show(args) -> int:
     from sign_datasets import catalog, visualize
-    builder = catalog.find_builder(args.name, data_dir=args.data_dir)
-    if not builder.is_prepared():
-        if args.no_build:
-            print(f"error: {args.name} is not built in {builder.data_dir}; run "
-                  f"`sign-datasets build {args.name}` (or pass --data-dir, or leave out "
-                  "--no-build)", file=sys.stderr)
-            return 2
-        print(f"{args.name} is not built in {builder.data_dir}: building it first "
-              "(--no-build refuses instead)", file=sys.stderr, flush=True)
-        builder.download_and_prepare()
-    if args.split not in builder.info.splits:
-        print(f"error: {args.name} has no split {args.split!r}; it has "
-              f"{', '.join(builder.info.splits)}", file=sys.stderr)
-        return 2
     out = args.out or f"{args.name.replace('/', '_')}-{args.split}.png"
     kinds = visualize.picture_formats()
     if Path(out).suffix.lower().lstrip(".") not in kinds:
         print(f"error: --out {out}: not a picture file name; end it in one of "
               f".{', .'.join(sorted(kinds))}", file=sys.stderr)
+        return 2
+    builder = catalog.prepared_builder(args.name, args.data_dir, build=not args.no_build)
+    if args.split not in builder.info.splits:
+        print(f"error: {args.name} has no split {args.split!r}; it has "
+              f"{', '.join(builder.info.splits)}", file=sys.stderr)
         return 2
     path = visualize.example_grid(args.name, data_dir=args.data_dir, out=out, split=args.split,
                                   rows=args.rows, cols=args.cols)

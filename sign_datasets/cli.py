@@ -201,8 +201,8 @@ def _check_data_dir(data_dir: str | None) -> None:
     if not data_dir.strip():
         raise SettingsError("--data-dir is empty; give a folder, or leave the option out for "
                             "TFDS's default")
-    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
-        raise SettingsError(f"--data-dir {data_dir}: is a file, not a folder; choose a folder")
+    from sign_datasets import guards
+    guards.no_file_for_folder(data_dir, "--data-dir")
 
 
 def run(make_parser, argv: list[str] | None = None) -> int:

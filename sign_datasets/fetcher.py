@@ -102,7 +102,7 @@ DEFAULT_MAX_FAILED_SHARE = 0.10
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CACHE_FOLDER = "sign_datasets_fetch"
-SOURCES_FOLDER = "sign_datasets_sources"
+SOURCES_FOLDER = sources.DOWNLOADS_FOLDER
 # read1 returns what one socket read brings, at most this much: the deadline
 # is checked after every read, however slowly the bytes come.
 _STREAM_CHUNK = 64 * 1024

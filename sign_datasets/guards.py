@@ -22,9 +22,9 @@ import tempfile
 import time
 import zipfile
 import zlib
-from pathlib import Path
 from typing import Iterator
 
+from sign_datasets import sources
 from sign_datasets.cleaning import SourceError, SplitReport
 
 # What zipfile and its decompressors raise for a damaged member: a bad CRC,
@@ -41,27 +41,16 @@ class DamagedArchiveError(SourceError):
     """A downloaded archive cannot be read; deleting the download fixes it."""
 
 
-# The folder of the download dir where source files are kept (fetcher.SOURCES_FOLDER).
-_DOWNLOADS_FOLDER = "sign_datasets_sources"
-
-
-def downloaded(path) -> bool:
-    """Whether `path` is a download of ours (which a rebuild fetches again
-    once deleted), not a source file the catalog names."""
-    return Path(os.fspath(path)).parent.name == _DOWNLOADS_FOLDER
-
-
 def describe_download(path) -> str:
     """The file's name as messages give it: a download as its object's own
-    name and where it is kept (downloads are named '<hash of the URL>-<name>')."""
-    if downloaded(path):
-        return f"{Path(os.fspath(path)).name.split('-', 1)[-1]} ({path})"
-    return str(path)
+    name and where it is kept."""
+    name = sources.downloaded_name(path)
+    return f"{name} ({path})" if name is not None else str(path)
 
 
 def _remedy(path, broken: str) -> str:
     """What to do about a damaged archive: fetch a download again, replace a file."""
-    if downloaded(path):
+    if sources.downloaded_name(path) is not None:
         return f"the download may be {broken}. Delete the file and build again"
     return f"the file may be {broken}. Replace it and build again"
 
@@ -332,6 +321,13 @@ def os_problem(error: OSError) -> str | None:
     return f"{os.fsdecode(error.filename)}: {hint}"
 
 
+def no_file_for_folder(path, what: str) -> None:
+    """Refuses a file where a folder (existing or to be made) is named."""
+    from sign_datasets.settings import SettingsError
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise SettingsError(f"{what} {path}: is a file, not a folder; choose a folder")
+
+
 def writable_folder(path, what: str) -> None:
     """Creates the folder if needed and writes a probe file into it.
 
@@ -343,8 +339,7 @@ def writable_folder(path, what: str) -> None:
     path = os.fspath(path)
     if "://" in path:
         return
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise SettingsError(f"{what} {path}: is a file, not a folder; choose a folder")
+    no_file_for_folder(path, what)
     try:
         os.makedirs(path, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):

@@ -74,3 +74,17 @@ def local_path(url: str) -> Path | None:
     if parts.scheme != "file":
         return None
     return Path(urllib.parse.unquote(parts.path))
+
+
+# The folder of a download dir where downloaded source files are kept, each
+# named '<hash of its URL>-<its own file name>' (fetcher.source_download_path).
+DOWNLOADS_FOLDER = "sign_datasets_sources"
+
+
+def downloaded_name(path) -> str | None:
+    """The object's own file name when `path` is one of our downloads (which a
+    rebuild fetches again once deleted); None for a file a catalog names."""
+    path = Path(os.fspath(path))
+    if path.parent.name != DOWNLOADS_FOLDER:
+        return None
+    return path.name.split("-", 1)[-1]
