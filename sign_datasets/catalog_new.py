@@ -71,11 +71,11 @@ def local_copy(source: str) -> Iterator[Path]:
 
 def _expanded(source: str) -> Path:
     """`source` with `~` and `~user` expanded; an unknown user is a ProposalError."""
+    from sign_datasets.settings import SettingsError, user_path
     try:
-        return Path(source).expanduser()
-    except RuntimeError:  # pathlib's "Could not determine home directory"
-        raise ProposalError(f"{source}: cannot expand {source.split('/')[0]!r} (no such user "
-                            "or no home folder); give the full path") from None
+        return user_path("--source", source)
+    except SettingsError as error:
+        raise ProposalError(str(error)) from None
 
 
 def sha256_of(path: Path) -> str:
