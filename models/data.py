@@ -128,11 +128,11 @@ def prepared_builder(name: str, data_dir: str | None = None, build: bool = True)
     """The TFDS builder of a built dataset. One not built yet is built first,
     as tfds.load does, saying so; with `build=False` that is a DataSetupError
     saying how to build it."""
-    from sign_datasets import catalog  # registers the builders
+    from sign_datasets.catalog import registry  # registers the builders
 
     try:
-        return catalog.prepared_builder(name, data_dir, build)
-    except (catalog.UnknownDatasetError, catalog.NotBuiltError) as error:
+        return registry.prepared_builder(name, data_dir, build)
+    except (registry.UnknownDatasetError, registry.NotBuiltError) as error:
         raise DataSetupError(str(error)) from None
 
 
@@ -140,7 +140,7 @@ def read_split(builder, spec: str, shape: tuple[int, int, int], batch_size: int,
                shuffle: bool = False, seed: int = 0, cache: bool = False):
     """Batches of (uint8 images, labels) of one split, conformed to the model's
     input shape, through the project's tuned read path."""
-    from sign_datasets.pipeline import pipeline
+    from sign_datasets.read.pipeline import pipeline
 
     shape = tuple(shape)
     count = builder.info.splits[spec].num_examples

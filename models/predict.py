@@ -11,7 +11,7 @@ def read_images(paths, shape):
     """uint8 batch of image files, decoded safely and prepared exactly as in training."""
     import numpy as np
 
-    from sign_datasets.images import decode_image
+    from sign_datasets.core.images import decode_image
 
     height, width, channels = shape
     mode = "L" if channels == 1 else "RGB"
@@ -35,7 +35,7 @@ def predict_files(model_path: str | Path, paths, top: int = 3):
 
     A file that is not a readable image gets its error and does not stop the others.
     """
-    from sign_datasets.cleaning import Dropped
+    from sign_datasets.core.cleaning import Dropped
 
     model = artifacts.load_model(model_path)
     names = artifacts.class_names_of(model, artifacts.read_card(model_path))

@@ -37,7 +37,7 @@ def beam_options(workers: int) -> str:
 def build(name: str, data_dir: Path, downloads: Path, options: str | None):
     import tensorflow_datasets as tfds
 
-    from sign_datasets import beam
+    from sign_datasets.generate import beam
 
     config = tfds.download.DownloadConfig()
     if options:
@@ -81,7 +81,7 @@ def bench_dataset(name: str, work: Path, workers: int, repeats: int) -> dict:
 
 def format_section(command: str, scale: float, workers: int, results: list[dict],
                    contention: tuple[str, str]) -> str:
-    from sign_datasets import bench
+    from sign_datasets.cli import bench
     lines = [
         SECTION,
         "",
@@ -125,7 +125,7 @@ def format_section(command: str, scale: float, workers: int, results: list[dict]
 
 
 def draw_chart(scale: float, results: list[dict]) -> None:
-    from sign_datasets import bench
+    from sign_datasets.cli import bench
     bench.bar_chart(BENCHMARKS.parent / "bench_beam.png", f"build seconds at replica scale {scale:g}",
                     [(f"{r['name']}, {label}", r[key]) for r in results
                      for label, key in (("local", "local"), ("DirectRunner", "beam"))], "seconds")
@@ -148,7 +148,7 @@ def main(argv=None) -> int:
 
     import sign_datasets  # noqa: F401  (registers the builders)
     import tensorflow_datasets as tfds
-    from sign_datasets import bench
+    from sign_datasets.cli import bench
     from sign_datasets.replica import make_replica
 
     absl_logging.set_verbosity(absl_logging.ERROR)

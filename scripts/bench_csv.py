@@ -108,7 +108,7 @@ def main() -> int:
     parser.add_argument("--write-doc", action="store_true",
                         help="rewrite the CSV sections of docs/BENCHMARKS.md")
     args = parser.parse_args()
-    from sign_datasets import bench
+    from sign_datasets.cli import bench
     load_before = bench.contention()
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_csv_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -156,7 +156,7 @@ def write_doc(command: str, scale: float, course: float, ours: float, memory: di
               contention: str) -> None:
     import datetime
 
-    from sign_datasets import bench
+    from sign_datasets.cli import bench
 
     chart = bench.bar_chart(
         bench.ROOT / "docs" / "bench_csv.png", f"sign_mnist_csv/dirty at scale {scale:g}: seconds",

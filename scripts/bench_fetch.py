@@ -32,8 +32,8 @@ import numpy as np
 import requests
 from PIL import Image
 
-from sign_datasets import sources
-from sign_datasets.fetcher import Fetcher, FetchSettings
+from sign_datasets.io import sources
+from sign_datasets.io.fetcher import Fetcher, FetchSettings
 from sign_datasets.formats import json_urls
 from sign_datasets.replica import make_replica
 
@@ -104,7 +104,7 @@ def data_json_urls(folder: Path, base: str) -> list[str]:
 def storage_costs(folder: Path, files: int = 200) -> tuple[float, float]:
     """CPU ms per small body stored as a file of its own (create, write,
     rename: what the cache did before packs) and appended to a pack."""
-    from sign_datasets.url_cache import UrlCache
+    from sign_datasets.io.url_cache import UrlCache
 
     body = bytes(540)
     folder.mkdir(parents=True)
@@ -170,7 +170,7 @@ def write_doc(rows: list[dict], facts: dict, command: str) -> None:
         f"other jobs. {verdict}", 78)
     storage = textwrap.fill(
         "For the same reason the cache appends small bodies to a pack file "
-        "(`sign_datasets/url_cache.py`) instead of writing a file per URL: on the disk of this "
+        "(`sign_datasets/io/url_cache.py`) instead of writing a file per URL: on the disk of this "
         f"run, creating, writing and renaming one small file took {facts['file_create_ms']:.2f} ms "
         f"of CPU (kernel time; measured in this run on {facts['file_create_files']} files, and "
         "0.03 to 1 ms on this machine's disks across the session), appending a record to a pack "
@@ -181,7 +181,7 @@ def write_doc(rows: list[dict], facts: dict, command: str) -> None:
         f"least {facts['urls'] * facts['latency_ms'] / 1000 / 16:.2f} s, so 16 threads cannot "
         "reach 25x; the goal is measured with more threads (`SIGN_DATASETS_FETCH_WORKERS=32`), "
         "which the builder's README recommends for many small files.", 78)
-    from sign_datasets import bench
+    from sign_datasets.cli import bench
     bench.bar_chart(ROOT / "docs" / "bench_fetch.png",
                     f"{facts['urls']} URLs at {facts['latency_ms']:.0f} ms latency: times faster "
                     "than the course's loop",
@@ -273,7 +273,7 @@ def main() -> int:
     args = parser.parse_args()
 
     rows, client_cpu = [], []
-    from sign_datasets import bench
+    from sign_datasets.cli import bench
     facts: dict = {"latency_ms": args.latency * 1000, "note": args.note, "repeat": args.repeat,
                    "load": os.getloadavg()[0], "machine": bench.machine()}
     with tempfile.TemporaryDirectory() as work:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from sign_datasets import bench  # noqa: E402  (after the log level)
+from sign_datasets.cli import bench  # noqa: E402  (after the log level)
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "docs" / "BENCHMARKS.md"
@@ -58,7 +58,7 @@ def calibrate(workers: int, repeats: int) -> float:
     counts against the machine (a 0.6 s job gave 1.14-1.67x where this one
     gave 1.71-1.85x, in the same minutes). At most 3 repeats a side, so a
     long run of builds does not spend minutes calibrating."""
-    from sign_datasets.parallel import ordered_map
+    from sign_datasets.io.parallel import ordered_map
 
     def run(count: int) -> float:
         start = time.perf_counter()
@@ -170,7 +170,7 @@ def bench_epoch(source: Path, work: Path, repeats: int, batch_size: int = 32) ->
         extracted / "Train", color_mode="grayscale", image_size=(28, 28),
         batch_size=batch_size, seed=0, verbose=False).prefetch(tf.data.AUTOTUNE)
     listing = time.perf_counter() - start
-    from sign_datasets import pipeline
+    from sign_datasets.read import pipeline
     pipelines = {"pipeline": pipeline("sign_language_img", "train", batch_size=batch_size,
                                       shuffle=True, seed=0, data_dir=str(data_dir)),
                  "prepared": prepared(False), "prepared_cached": prepared(True), "folders": folders}
@@ -318,7 +318,7 @@ def main(argv=None) -> int:
 
     import sign_datasets  # noqa: F401  (registers the builders)
     import tensorflow_datasets as tfds
-    from sign_datasets.parallel import default_workers
+    from sign_datasets.io.parallel import default_workers
     from sign_datasets.replica import make_replica
 
     absl_logging.set_verbosity(absl_logging.ERROR)

@@ -35,7 +35,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from sign_datasets import bench  # noqa: E402  (after the log level)
+from sign_datasets.cli import bench  # noqa: E402  (after the log level)
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Read path (issue 7)"
@@ -48,9 +48,9 @@ SEED = 0
 
 def png_variant_class():
     """sign_mnist_csv as 1.0.0 stored it: PNG bytes from OpenCV in tfds.features.Image."""
-    from sign_datasets.builder import ENCODED_IMAGE, sign_features
+    from sign_datasets.generate.builder import ENCODED_IMAGE, sign_features
     from sign_datasets.builders.sign_mnist_csv import sign_mnist_csv_dataset_builder as csv_builder
-    from sign_datasets.images import encode_png
+    from sign_datasets.core.images import encode_png
 
     class SignMnistCsvPng(csv_builder.Builder, skip_registration=True):
         name = "sign_mnist_csv_png"
@@ -105,7 +105,7 @@ def bench_sign_mnist(builders: dict, rounds: int) -> dict:
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    from sign_datasets import pipeline
+    from sign_datasets.read import pipeline
 
     raw, png, array_record = builders["raw"], builders["png"], builders["array_record"]
     batches = list(pipeline(raw, "train", batch_size=4096, shuffle=False).as_numpy_iterator())
@@ -189,7 +189,7 @@ def bench_sign_language_img(data_dir: Path, source: Path, work: Path, rounds: in
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    from sign_datasets import pipeline
+    from sign_datasets.read import pipeline
 
     builder = tfds.builder("sign_language_img", data_dir=str(data_dir))
     builder.download_and_prepare()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sign_datasets.labels import INDEX_TO_CSV_LABEL
+from sign_datasets.core.labels import INDEX_TO_CSV_LABEL
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)

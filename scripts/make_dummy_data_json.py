@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sign_datasets.labels import SIGN_LETTERS
+from sign_datasets.core.labels import SIGN_LETTERS
 from sign_datasets.replica import sign_image
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -36,7 +36,7 @@ def prepare_data(work: Path, scale: float) -> Path:
 
 def train(work: Path, data_dir: Path, model: str, epochs: int, batch_size: int) -> dict:
     out = work / "runs" / f"{model}-{epochs}"
-    command = [sys.executable, "-m", "sign_datasets.training_cli", "train", "sign_mnist_csv",
+    command = [sys.executable, "-m", "sign_datasets.cli.training_commands", "train", "sign_mnist_csv",
                "--model", model, "--epochs", str(epochs), "--batch-size", str(batch_size),
                "--out", str(out), "--data-dir", str(data_dir)]
     print("$ " + " ".join(command), flush=True)

@@ -4,7 +4,7 @@ Importing the package registers every builder with TFDS, so that
 `tfds.load("sign_mnist_csv")` works from any project, registers every dataset
 of the team catalogs named by SIGN_DATASETS_CATALOG (catalog_file.py), and
 lets `tfds.show_examples` draw the raw-pixel datasets. `sign_datasets.pipeline()`
-is the fast training read path (sign_datasets/pipeline.py).
+is the fast training read path (sign_datasets/read/pipeline.py).
 """
 
 __version__ = "0.1.0"
@@ -19,7 +19,8 @@ def _imported_for_command_line() -> bool:
     A package runs before its submodules; the import machinery's frames above
     this one name the module actually asked for.
     """
-    wanted = {"sign_datasets.cli", "sign_datasets.__main__", "sign_datasets.training_cli"}
+    wanted = {"sign_datasets.cli", "sign_datasets.cli.commands", "sign_datasets.__main__",
+              "sign_datasets.cli.training_commands"}
     frame = _sys._getframe(1)
     while frame is not None:
         if frame.f_code.co_filename.startswith("<frozen "):  # importlib, runpy
@@ -31,9 +32,9 @@ def _imported_for_command_line() -> bool:
 
 
 def _is_users_error(error: Exception) -> bool:
-    from sign_datasets.catalog_file import CatalogError, PathRefused
-    from sign_datasets.settings import SettingsError
-    from sign_datasets.sources import SourceConfigError
+    from sign_datasets.catalog.schema import CatalogError, PathRefused
+    from sign_datasets.io.settings import SettingsError
+    from sign_datasets.io.sources import SourceConfigError
     return isinstance(error, (CatalogError, PathRefused, SettingsError, SourceConfigError))
 
 
@@ -47,7 +48,7 @@ try:
 
     # Then the team catalogs of SIGN_DATASETS_CATALOG: a bad catalog stops
     # the import with its file, entry and field.
-    from sign_datasets import catalog_file as _catalog_file
+    from sign_datasets.catalog import schema as _catalog_file
 
     _catalog_file.register_from_env()
 except Exception as _error:  # noqa: BLE001 - re-raised unless the CLI reports it
@@ -55,13 +56,13 @@ except Exception as _error:  # noqa: BLE001 - re-raised unless the CLI reports i
         raise
     startup_error = _error
 
-from sign_datasets import tfds_logs as _tfds_logs  # noqa: E402
+from sign_datasets.generate import tfds_logs as _tfds_logs  # noqa: E402
 
 _tfds_logs.quiet_tfds_internal_warnings()
 
-from sign_datasets import visualize as _visualize  # noqa: E402
+from sign_datasets.read import visualize as _visualize  # noqa: E402
 
 _visualize.register_show_examples()
 
 # TensorFlow itself is imported only when a pipeline is built.
-from sign_datasets.pipeline import pipeline  # noqa: E402,F401
+from sign_datasets.read.pipeline import pipeline  # noqa: E402,F401

@@ -1,5 +1,5 @@
 import sys
 
-from sign_datasets.cli import main
+from sign_datasets.cli.commands import main
 
 sys.exit(main())

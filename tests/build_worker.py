@@ -26,7 +26,7 @@ import time
 
 def hook_generation(kill_split: str | None, kill_after: int, pause_split: str | None,
                     pause_seconds: float) -> None:
-    from sign_datasets.builder import CleanedBuilder
+    from sign_datasets.generate.builder import CleanedBuilder
 
     original = CleanedBuilder.cleaned_examples
 

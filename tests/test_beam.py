@@ -31,7 +31,7 @@ tfds = pytest.importorskip("tensorflow_datasets")
 pytest.importorskip("apache_beam")
 
 import sign_datasets  # noqa: E402,F401  (registers the builders)
-from sign_datasets import beam as beam_lib  # noqa: E402
+from sign_datasets.generate import beam as beam_lib  # noqa: E402
 
 DATA_ZIP = "databasesLoadData.zip"
 SIGN_ZIP = "sign-language-img.zip"
@@ -341,7 +341,7 @@ builder = tfds.builder("sign_mnist_base64", data_dir=sys.argv[1])
 builder.download_and_prepare()
 print("examples", len(list(builder.as_dataset(split="train"))))
 print("report", builder.info.metadata["cleaning"]["train"]["kept"])
-from sign_datasets.cli import main
+from sign_datasets.cli.commands import main
 print("cli", main(["build", "sign_mnist_base64", "--data-dir", sys.argv[1],
                    "--beam", "runner=DirectRunner"]))
 assert "apache_beam" not in sys.modules or sys.modules["apache_beam"] is None
@@ -357,7 +357,7 @@ def test_library_imports_builds_and_reads_without_beam(dirty_source, tmp_path):
 
 
 def test_empty_split_under_beam_names_its_reasons(tmp_path, monkeypatch):
-    from sign_datasets.cleaning import SourceError
+    from sign_datasets.core.cleaning import SourceError
 
     source = tmp_path / "bucket"
     source.mkdir()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from sign_datasets import bench
+from sign_datasets.cli import bench
 
 
 def test_write_section_replaces_only_its_own_section(tmp_path):

@@ -132,7 +132,7 @@ def team_catalog_text(zip_url: str, zip_sha: str) -> str:
 @pytest.fixture(scope="module")
 def team(tmp_path_factory):
     """The team's folder (served over HTTP too) and its registered catalog."""
-    from sign_datasets import catalog_file
+    from sign_datasets.catalog import schema
     from sign_datasets.replica import ReplicaServer
 
     root = tmp_path_factory.mktemp("team")
@@ -144,7 +144,7 @@ def team(tmp_path_factory):
         patch.setenv("SIGN_DATASETS_ALLOWED_HOSTS", f"127.0.0.1:{server.port}")
         catalog = root / "catalog.toml"
         catalog.write_text(team_catalog_text(server.base_url + "pets.zip", sha))
-        catalog_file.register_file(catalog)
+        schema.register_file(catalog)
         yield {"root": root, "catalog": catalog, "pets": pets, "shapes": shapes,
                "server": server}
 
@@ -236,14 +236,14 @@ def test_a_process_without_sign_datasets_loads_both_from_their_data_dirs(built):
 def test_a_wrong_sha256_stops_the_build_naming_entry_and_field(team, tmp_path):
     import tensorflow_datasets as tfds
 
-    from sign_datasets import catalog_file
-    from sign_datasets.catalog_builders import ChecksumMismatch
+    from sign_datasets.catalog import schema
+    from sign_datasets.catalog.generated import ChecksumMismatch
 
     catalog = team["root"] / "wrong_sha.toml"
     catalog.write_text(team_catalog_text(team["server"].base_url + "pets.zip", "0" * 64)
                        .replace("team_pets", "team_pets_bad_sha")
                        .split("[[dataset]]\nname = \"team_shapes\"")[0])
-    catalog_file.register_file(catalog)
+    schema.register_file(catalog)
     with pytest.raises(ChecksumMismatch) as error:
         tfds.builder("team_pets_bad_sha", data_dir=str(tmp_path)).download_and_prepare()
     message = str(error.value)
@@ -257,7 +257,7 @@ def test_a_local_source_edited_in_place_is_read_anew(tmp_path):
     download dir) holds the new rows."""
     import tensorflow_datasets as tfds
 
-    from sign_datasets import catalog_file
+    from sign_datasets.catalog import schema
 
     rows = [shape_row(SHAPE_FILE_LABELS[i % 3], 700 + i) for i in range(3)]
     (tmp_path / "rows.csv").write_text(csv_text(rows))
@@ -265,7 +265,7 @@ def test_a_local_source_edited_in_place_is_read_anew(tmp_path):
     catalog.write_text(entry_text(name="team_edited_in_place", location="rows.csv")
                        .replace('["circle", "square"]', '["circle", "square", "triangle"]')
                        + 'csv_labels = [3, 5, 7]\n')
-    catalog_file.register_file(catalog)
+    schema.register_file(catalog)
     downloads = tmp_path / "downloads"
 
     def build(data_dir) -> list[bytes]:
@@ -337,7 +337,7 @@ INVALID = {
 
 @pytest.mark.parametrize("case", sorted(INVALID))
 def test_invalid_catalog_names_file_entry_and_field(case, tmp_path):
-    from sign_datasets.catalog_file import CatalogError, load_catalog
+    from sign_datasets.catalog.schema import CatalogError, load_catalog
 
     make, entry, field, problem = INVALID[case]
     path = bad_catalog(tmp_path, make())
@@ -351,7 +351,7 @@ def test_invalid_catalog_names_file_entry_and_field(case, tmp_path):
 
 
 def test_a_name_the_project_has_is_a_duplicate(tmp_path):
-    from sign_datasets.catalog_file import CatalogError, register_file
+    from sign_datasets.catalog.schema import CatalogError, register_file
 
     path = bad_catalog(tmp_path, entry_text(name="sign_mnist_csv"))
     with pytest.raises(CatalogError) as error:
@@ -363,7 +363,7 @@ def test_a_name_the_project_has_is_a_duplicate(tmp_path):
 
 
 def test_a_name_tfds_has_is_refused(tmp_path):
-    from sign_datasets.catalog_file import CatalogError, register_file
+    from sign_datasets.catalog.schema import CatalogError, register_file
 
     path = bad_catalog(tmp_path, entry_text(name="mnist"))
     with pytest.raises(CatalogError) as error:
@@ -374,7 +374,7 @@ def test_a_name_tfds_has_is_refused(tmp_path):
 
 
 def test_a_second_catalog_reusing_a_team_name_is_a_duplicate(team, tmp_path):
-    from sign_datasets.catalog_file import CatalogError, register_file
+    from sign_datasets.catalog.schema import CatalogError, register_file
 
     path = bad_catalog(tmp_path, entry_text(name="team_shapes"))
     with pytest.raises(CatalogError) as error:
@@ -383,7 +383,7 @@ def test_a_second_catalog_reusing_a_team_name_is_a_duplicate(team, tmp_path):
 
 
 def test_allowed_roots_setting_admits_another_folder(tmp_path, monkeypatch):
-    from sign_datasets.catalog_file import ALLOWED_ROOTS_ENV, load_catalog
+    from sign_datasets.catalog.schema import ALLOWED_ROOTS_ENV, load_catalog
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -421,8 +421,8 @@ def test_catalog_env_registers_datasets_on_import(team):
 def test_the_seven_builders_declare_what_the_project_catalog_says():
     import tensorflow_datasets as tfds
 
-    from sign_datasets.catalog_file import project_entries
-    from sign_datasets.labels import CSV_LABEL_TO_INDEX
+    from sign_datasets.catalog.schema import project_entries
+    from sign_datasets.core.labels import CSV_LABEL_TO_INDEX
 
     entries = {e.name: e for e in project_entries()}
     assert sorted(entries) == sorted(
@@ -443,8 +443,8 @@ def test_the_seven_builders_declare_what_the_project_catalog_says():
 # --- the command line -----------------------------------------------------------------------
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    from sign_datasets import cli
-    code = cli.main(list(argv))
+    from sign_datasets.cli.commands import main
+    code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -504,11 +504,11 @@ def test_show_builds_a_dataset_not_built_yet_unless_told_not_to(team, tmp_path, 
 
 
 def test_build_reports_every_failure_and_exits_non_zero(team, tmp_path, capsys):
-    from sign_datasets import catalog_file
+    from sign_datasets.catalog import schema
 
     broken = team["root"] / "broken.toml"
     broken.write_text(entry_text(name="team_gone", location="gone/nothing.csv"))
-    catalog_file.register_file(broken)
+    schema.register_file(broken)
     code, out, err = run_cli(capsys, "build", "team_gone", "team_shapes",
                              "--data-dir", str(tmp_path))
     assert code == 1
@@ -523,8 +523,8 @@ def test_build_wants_names_or_all(capsys):
 
 
 def test_build_all_covers_every_catalog_dataset(team):
-    from sign_datasets import catalog
-    names = catalog.all_dataset_names()
+    from sign_datasets.catalog import registry
+    names = registry.all_dataset_names()
     assert names[:2] == ["sign_mnist_csv/original", "sign_mnist_csv/dirty"]
     assert "team_pets/default" in names and "team_shapes" in names
     assert len(names) == len(set(names))
@@ -554,7 +554,7 @@ def test_new_proposes_classes_and_shape_of_a_zip(team, tmp_path, capsys):
     # Counted from names: the repeat and the broken file are the build's to drop.
     assert "train: 12 images; cat 6, dog 6" in catalog.read_text()
     assert "test: 4 images; cat 2, dog 2" in catalog.read_text()
-    from sign_datasets.catalog_file import load_catalog
+    from sign_datasets.catalog.schema import load_catalog
     (checked,) = load_catalog(catalog)
     assert checked.name == "team_pets_proposed" and checked.format == "zip_folders"
 
@@ -601,17 +601,17 @@ def test_new_sees_grey_images_and_mixed_sizes(tmp_path, capsys):
 
 
 def test_the_readme_example_catalog_is_valid(tmp_path):
-    from sign_datasets import catalog_file
+    from sign_datasets.catalog import schema
 
     readme = (REPO / "README.md").read_text()
     start = readme.index("```toml\n# /shared/catalog/team.toml\n") + len("```toml\n")
     text = readme[start:readme.index("```", start)]
     path = tmp_path / "team.toml"
     path.write_text(text)
-    entries = catalog_file.load_catalog(path)
+    entries = schema.load_catalog(path)
     # Not names TFDS has (this module's team catalog uses the same names).
-    ours = {entry.name for entry in catalog_file.all_entries()}
-    assert not {entry.name for entry in entries} & (catalog_file._tfds_names() - ours)
+    ours = {entry.name for entry in schema.all_entries()}
+    assert not {entry.name for entry in entries} & (schema._tfds_names() - ours)
     shapes, pets = entries
     assert (shapes.name, shapes.format, shapes.splits) == ("team_shapes", "csv_pixels",
                                                           ("train", "test"))
@@ -627,7 +627,7 @@ def test_json_urls_and_base64_json_datasets_build_from_a_catalog(tmp_path, monke
 
     import tensorflow_datasets as tfds
 
-    from sign_datasets import catalog_file
+    from sign_datasets.catalog import schema
     from sign_datasets.replica import ReplicaServer
 
     bucket = tmp_path / "bucket"
@@ -672,7 +672,7 @@ def test_json_urls_and_base64_json_datasets_build_from_a_catalog(tmp_path, monke
             cleaning = {{ max_failed_share = 0.5 }}
             sources = [{{ location = "{server.base_url}urls.jsonl" }}]
             """))
-        catalog_file.register_file(catalog)
+        schema.register_file(catalog)
         for name in ("team_faces_b64", "team_faces_urls"):
             tfds.builder(name, data_dir=str(tmp_path / "data")).download_and_prepare()
 

@@ -26,7 +26,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def site(tmp_path_factory):
     import tensorflow_datasets as tfds
 
-    from sign_datasets import catalog_file, catalog_page
+    from sign_datasets.catalog import schema
+    from sign_datasets.catalog import page
 
     root = tmp_path_factory.mktemp("page_team")
     make_pets_zip(root / "pets.zip", leak=True)
@@ -53,12 +54,12 @@ def site(tmp_path_factory):
         image = {{ mode = "L", size = [8, 8] }}
         sources = [{{ location = "shapes/train.csv" }}, {{ location = "shapes/test.csv", split = "test" }}]
         """))
-    catalog_file.register_file(root / "catalog.toml")
+    schema.register_file(root / "catalog.toml")
     data_dir = root / "data"
     for name in ("page_pets", "page_shapes"):
         tfds.builder(name, data_dir=str(data_dir)).download_and_prepare()
     out = root / "site"
-    index = catalog_page.write_site(out, data_dir=str(data_dir),
+    index = page.write_site(out, data_dir=str(data_dir),
                                     names=["page_pets/default", "page_shapes",
                                            "sign_mnist_csv/dirty"])
     return {"index": index, "out": out, "data_dir": data_dir}
@@ -126,7 +127,7 @@ def test_catalog_site_in_headless_chromium(site):
 
 
 def test_descriptions_render_lists_and_code_and_escape_the_rest():
-    from sign_datasets.catalog_page import description_html
+    from sign_datasets.catalog.page import description_html
 
     html = description_html("Rows of `label,pixel1` <b>raw</b>\nwrapped.\n\nConfigs:\n\n"
                             "* `original` (default): train\n  and test\n* `dirty`: the copy\n\n"

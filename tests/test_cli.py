@@ -66,7 +66,7 @@ def test_demo_runs_end_to_end(tmp_path):
     # checking the folder exists.
     assert "has no dataset_info.json" not in result.stderr
     # Nor TFDS's deprecation of an attribute only its own decoder reads
-    # (it printed ten lines in the demo; sign_datasets/tfds_logs.py).
+    # (it printed ten lines in the demo; sign_datasets/generate/tfds_logs.py).
     assert "`FeatureConnector.dtype` is deprecated" not in result.stderr
     assert "`shuffle=True` was passed" not in result.stderr  # keras' fit, given a shuffled dataset
     out = result.stdout

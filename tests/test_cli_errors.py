@@ -119,7 +119,7 @@ def test_a_bad_setting_is_one_line_naming_variable_and_value(name, value, a_file
 def test_an_empty_setting_is_one_line_naming_it(tmp_path):
     """`X= sign-datasets ...` is refused like any bad value: a forgotten value
     must not silently become the default."""
-    from sign_datasets import settings
+    from sign_datasets.io import settings
     names = [name for name, _ in settings.checks()]
     assert len(names) >= 14
     for name in ("SIGN_DATASETS_WORKERS", "SIGN_DATASETS_CATALOG", "SIGN_DATASETS_SOURCE"):
@@ -129,8 +129,8 @@ def test_an_empty_setting_is_one_line_naming_it(tmp_path):
 
 def test_every_setting_of_the_package_is_checked_at_start():
     """A new SIGN_DATASETS_* variable must join settings.checks()."""
-    from sign_datasets import settings
-    package = Path(settings.__file__).parent
+    from sign_datasets.io import settings
+    package = Path(settings.__file__).parents[1]
     defined = set()
     for path in package.rglob("*.py"):
         defined |= set(re.findall(r'^[A-Z_]+_ENV = "(SIGN_DATASETS_[A-Z_]+)"', path.read_text(),
@@ -273,16 +273,18 @@ def test_a_bug_of_ours_still_shows_its_traceback(tmp_path):
     traceback (exit 1), and any other command lets it through."""
     script = textwrap.dedent(f"""\
         import sys
-        from sign_datasets import builder, catalog, cli
+        from sign_datasets.generate import builder
+        from sign_datasets.catalog import registry
+        from sign_datasets.cli.commands import main
 
         def broken(*args, **kwargs):
             raise TypeError("a bug of ours")
 
         builder.CleanedBuilder.download_and_prepare = broken
-        print("build exit", cli.main(["build", "sign_mnist_csv/dirty",
+        print("build exit", main(["build", "sign_mnist_csv/dirty",
                                       "--data-dir", {str(tmp_path)!r}]), flush=True)
-        catalog.status = broken
-        cli.main(["list", "--data-dir", {str(tmp_path)!r}])
+        registry.status = broken
+        main(["list", "--data-dir", {str(tmp_path)!r}])
         """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             env=quiet_env(), timeout=300)

@@ -11,9 +11,9 @@ import io
 import numpy as np
 import pytest
 
-from sign_datasets.cleaning import SourceError, SplitReport, clean
+from sign_datasets.core.cleaning import SourceError, SplitReport, clean
 from sign_datasets.formats import csv_pixels
-from sign_datasets.labels import CSV_LABEL_TO_INDEX
+from sign_datasets.core.labels import CSV_LABEL_TO_INDEX
 
 HEADER = "label," + ",".join(f"pixel{i}" for i in range(1, 785))
 SOURCE = "test.csv"

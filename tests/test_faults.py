@@ -22,8 +22,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 import sign_datasets  # noqa: F401  (registers the builders)
-from sign_datasets.fetcher import TooManyFailures
-from sign_datasets.guards import DiskFullError
+from sign_datasets.io.fetcher import TooManyFailures
+from sign_datasets.io.guards import DiskFullError
 
 from conftest import quiet_env
 
@@ -289,7 +289,7 @@ def two_builds(replica_dir, tmp_path_factory):
     one worker; one with PYTHONHASHSEED=2024, two workers and, when faketime is
     installed, every clock of the process in 2031. Returns (root, names, clock moved)."""
     from sign_datasets.builders.registered import BUILDERS
-    from sign_datasets.catalog import all_dataset_names
+    from sign_datasets.catalog.registry import all_dataset_names
 
     root = tmp_path_factory.mktemp("two-builds")
     # Team catalogs registered by other tests in this process are not ours to build.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sign_datasets.fetcher import (
+from sign_datasets.io.fetcher import (
     CONNECTION_FAILED,
     HTTP_ERROR,
     NOT_FOUND,
@@ -36,7 +36,7 @@ from sign_datasets.fetcher import (
     TooManyFailures,
 )
 from sign_datasets.replica import ReplicaServer, json_entries
-from sign_datasets.url_cache import UrlCache
+from sign_datasets.io.url_cache import UrlCache
 
 # Short timeouts and tiny backoff keep the failure paths fast.
 FAST = dict(workers=4, connect_timeout=0.5, read_timeout=0.5, retries=2, backoff_factor=0.01,

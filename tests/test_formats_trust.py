@@ -21,8 +21,8 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 import sign_datasets  # noqa: F401  (registers the builders)
-from sign_datasets import images
-from sign_datasets.cleaning import Dropped, SourceError, SplitReport, clean, screen
+from sign_datasets.core import images
+from sign_datasets.core.cleaning import Dropped, SourceError, SplitReport, clean, screen
 from sign_datasets.formats import base64_json, csv_pixels
 from sign_datasets.formats.zip_folders import (
     FolderConfig,
@@ -30,7 +30,7 @@ from sign_datasets.formats.zip_folders import (
     LayoutError,
     scan_archive,
 )
-from sign_datasets.labels import CSV_LABEL_TO_INDEX
+from sign_datasets.core.labels import CSV_LABEL_TO_INDEX
 
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 TOM_ZIP = "TomAndJerry.zip"
@@ -179,7 +179,7 @@ def test_validation_under_beam_gives_the_same_bytes(with_validation):
     pytest.importorskip("apache_beam")
     from test_beam import OPTIONS, metadata, shard_records
 
-    from sign_datasets import beam as beam_lib
+    from sign_datasets.generate import beam as beam_lib
 
     local, _, root = with_validation
     config = tfds.download.DownloadConfig(

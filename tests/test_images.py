@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from sign_datasets.cleaning import Dropped
-from sign_datasets.images import decode_image, encode_png, resize
+from sign_datasets.core.cleaning import Dropped
+from sign_datasets.core.images import decode_image, encode_png, resize
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (13, 17, 3)])

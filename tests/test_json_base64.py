@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from PIL import Image
 
-from sign_datasets.cleaning import Dropped, SourceError, screen
-from sign_datasets.fetcher import TooManyFailures
+from sign_datasets.core.cleaning import Dropped, SourceError, screen
+from sign_datasets.io.fetcher import TooManyFailures
 from sign_datasets.formats import base64_json, json_urls
 from sign_datasets.replica import ReplicaServer
 
@@ -427,5 +427,5 @@ def test_base64_build_against_the_replica(source, replica_dir, tmp_path):
 
 
 def test_both_builders_are_in_the_catalog_the_demo_builds():
-    from sign_datasets import catalog
-    assert {"sign_mnist_json/default", "sign_mnist_base64"} <= set(catalog.all_dataset_names())
+    from sign_datasets.catalog import registry
+    assert {"sign_mnist_json/default", "sign_mnist_base64"} <= set(registry.all_dataset_names())

@@ -21,10 +21,10 @@ from PIL import Image
 
 import sign_datasets  # noqa: F401  (registers the builders)
 from sign_datasets.builders.registered import BUILDERS
-from sign_datasets.labels import SIGN_LETTERS
+from sign_datasets.core.labels import SIGN_LETTERS
 from sign_datasets.models import artifacts, data, evaluate, transfer
 from sign_datasets.models.train import TrainingOptions, run
-from sign_datasets import training_cli
+from sign_datasets.cli import training_commands
 
 from conftest import quiet_env
 
@@ -122,7 +122,7 @@ def test_cnn_writes_model_logs_plots_and_metrics(cnn_run, data_dir):
 
 def test_train_command_dense_stops_once_accuracy_passes_the_threshold(data_dir, tmp_path, capsys):
     out = tmp_path / "dense"
-    assert training_cli.main(["train", "sign_mnist_csv", "--model", "dense", "--epochs", "3",
+    assert training_commands.main(["train", "sign_mnist_csv", "--model", "dense", "--epochs", "3",
                               "--batch-size", "32", "--out", str(out), "--data-dir", str(data_dir),
                               "--stop-at-accuracy", "0.01"]) == 0
     assert "test accuracy" in capsys.readouterr().out
@@ -231,7 +231,7 @@ def test_saved_model_reloaded_in_a_new_process_predicts_identically(cnn_run, tmp
 
 
 def training_command(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "sign_datasets.training_cli", *args],
+    return subprocess.run([sys.executable, "-m", "sign_datasets.cli.training_commands", *args],
                           capture_output=True, text=True, env=quiet_env(), timeout=timeout)
 
 
@@ -267,7 +267,7 @@ def test_predict_command_prints_the_top_three_names(cnn_run, tmp_path):
 
 def test_evaluate_builds_a_dataset_not_built_yet(cnn_run, source, tmp_path, capsys):
     """As tfds.load does, and saying so; --no-build refuses (test below)."""
-    assert training_cli.main(["evaluate", str(cnn_run["out"]), "sign_mnist_csv/dirty",
+    assert training_commands.main(["evaluate", str(cnn_run["out"]), "sign_mnist_csv/dirty",
                               "--data-dir", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     assert "sign_mnist_csv/dirty is not built in" in captured.err
@@ -277,10 +277,10 @@ def test_evaluate_builds_a_dataset_not_built_yet(cnn_run, source, tmp_path, caps
 
 
 def test_commands_explain_user_mistakes(cnn_run, data_dir, tmp_path, capsys):
-    assert training_cli.main(["evaluate", str(cnn_run["out"]), "sign_mnist_csv/dirty",
+    assert training_commands.main(["evaluate", str(cnn_run["out"]), "sign_mnist_csv/dirty",
                               "--data-dir", str(tmp_path), "--no-build"]) == 2
     assert "is not built" in capsys.readouterr().err
-    assert training_cli.main(["train", "sign_mnist_csv", "--model", "transfer", "--weights",
+    assert training_commands.main(["train", "sign_mnist_csv", "--model", "transfer", "--weights",
                               str(tmp_path / "none.h5"), "--data-dir", str(data_dir),
                               "--out", str(tmp_path / "run")]) == 2
     assert "does not exist" in capsys.readouterr().err

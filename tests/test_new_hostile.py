@@ -54,12 +54,12 @@ INJECTED = ('train/cat/x\n[[dataset]]\nname = "injected_by_zip"\nversion = "9.9.
 
 
 def test_a_member_name_cannot_write_an_entry_into_the_catalog(tmp_path):
-    from sign_datasets import catalog_new
+    from sign_datasets.catalog import proposal
 
     source = pets_zip(tmp_path / "pets.zip", [(INJECTED, b"not an image")])
     catalog = tmp_path / "team.toml"
-    text = catalog_new.propose("hostile_new_pets", "zip_folders", str(source), catalog)
-    catalog_new.append(catalog, text)
+    text = proposal.propose("hostile_new_pets", "zip_folders", str(source), catalog)
+    proposal.append(catalog, text)
     entries = tomllib.loads(catalog.read_text())["dataset"]
     assert [e["name"] for e in entries] == ["hostile_new_pets"]
     assert "injected_by_zip" in catalog.read_text()  # quoted in a comment, escaped
@@ -68,7 +68,7 @@ def test_a_member_name_cannot_write_an_entry_into_the_catalog(tmp_path):
 
 
 def test_a_bomb_member_is_not_inflated(tmp_path):
-    from sign_datasets import catalog_new
+    from sign_datasets.catalog import proposal
 
     with zipfile.ZipFile(tmp_path / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as zf:
         for i, name in enumerate(("train/cat/1.png", "test/cat/3.png", "test/dog/4.png")):
@@ -77,7 +77,7 @@ def test_a_bomb_member_is_not_inflated(tmp_path):
             for _ in range(256):
                 member.write(bytes(1 << 20))  # 256 MiB of zeros, 256 KB deflated
     with peak_growth_mb() as grown:
-        text = catalog_new.propose("hostile_new_bomb", "zip_folders", str(tmp_path / "bomb.zip"),
+        text = proposal.propose("hostile_new_bomb", "zip_folders", str(tmp_path / "bomb.zip"),
                                    tmp_path / "team.toml")
     assert grown[0] < 100, grown
     assert "train/dog/bomb.png: not readable as an image" in text
@@ -86,23 +86,23 @@ def test_a_bomb_member_is_not_inflated(tmp_path):
 @pytest.mark.parametrize("row", [b"1," + b"9" * 5000 + b",2,3,4\n",  # a huge pixel: fine
                                  b"9" * 5000 + b",1,2,3,4\n"])       # a huge label
 def test_huge_numbers_in_a_csv_are_no_labels(tmp_path, row):
-    from sign_datasets import catalog_new
+    from sign_datasets.catalog import proposal
 
     (tmp_path / "rows.csv").write_bytes(b"label,pixel1,pixel2,pixel3,pixel4\n0,1,2,3,4\n" + row)
-    text = catalog_new.propose("hostile_new_rows", "csv_pixels", str(tmp_path / "rows.csv"),
+    text = proposal.propose("hostile_new_rows", "csv_pixels", str(tmp_path / "rows.csv"),
                                tmp_path / "team.toml")
     assert "csv_labels = [0" in text
 
 
 def test_a_line_over_the_cap_is_skipped_without_holding_it(tmp_path):
-    from sign_datasets import catalog_new
+    from sign_datasets.catalog import proposal
 
     with open(tmp_path / "rows.csv", "wb") as out:
         out.write(b"label,pixel1,pixel2,pixel3,pixel4\n0,1,2,3,4\n")
         out.write(b"1," + b"7" * (64 << 20) + b"\n")  # a 64 MB line
         out.write(b"1,1,2,3,4\n")
     with peak_growth_mb() as grown:
-        text = catalog_new.propose("hostile_new_long", "csv_pixels", str(tmp_path / "rows.csv"),
+        text = proposal.propose("hostile_new_long", "csv_pixels", str(tmp_path / "rows.csv"),
                                    tmp_path / "team.toml")
     assert grown[0] < 32, grown
     assert "3 rows; labels 0 (1), 1 (1); 1 rows without an integer label" in text

@@ -130,11 +130,11 @@ def _entry(name: str, classes, homepage: str = "https://example.org/team?a=1&b=2
 def _register_or_refused(path: Path, entry: str, field: str) -> bool:
     """True when the catalog registered; False when it refused the entry,
     naming the entry and the field (a safe outcome too)."""
-    from sign_datasets import catalog_file
+    from sign_datasets.catalog import schema
 
     try:
-        catalog_file.register_file(path)
-    except catalog_file.CatalogError as error:
+        schema.register_file(path)
+    except schema.CatalogError as error:
         assert entry in str(error) and field in str(error), str(error)
         return False
     return True
@@ -144,12 +144,13 @@ def _register_or_refused(path: Path, entry: str, field: str) -> bool:
 def hostile(tmp_path_factory):
     import tensorflow_datasets as tfds
 
-    from sign_datasets import catalog_file, catalog_page
+    from sign_datasets.catalog import schema
+    from sign_datasets.catalog import page
 
     root = tmp_path_factory.mktemp("hostile_page")
     _shapes_csv(root / "shapes.csv", len(TEAM_CLASSES))
     (root / "team.toml").write_text(_entry("hostile_team", TEAM_CLASSES))
-    catalog_file.register_file(root / "team.toml")
+    schema.register_file(root / "team.toml")
     names = ["hostile_team"]
     for name, homepage in HOSTILE_HOMEPAGES.items():
         path = root / f"{name}.toml"
@@ -167,7 +168,7 @@ def hostile(tmp_path_factory):
     names += ["hostile_page_probe/classes"] + [f"hostile_page_probe/home_{k}"
                                                for k in PROBE_HOMEPAGES]
     out = root / "site"
-    index = catalog_page.write_site(out, data_dir=str(data_dir), names=names)
+    index = page.write_site(out, data_dir=str(data_dir), names=names)
     return {"index": index, "out": out, "data_dir": str(data_dir), "names": names}
 
 
@@ -254,7 +255,7 @@ def test_hostile_catalog_pages_in_headless_chromium(hostile):
 
 
 def catalog_page_name(name: str) -> str:
-    from sign_datasets.catalog_page import page_name
+    from sign_datasets.catalog.page import page_name
     return page_name(name)
 
 
@@ -294,7 +295,7 @@ def test_hostile_pages_link_only_http_and_cut_long_values(hostile):
 def test_example_grid_draws_math_and_html_class_names_as_text(hostile, tmp_path):
     import matplotlib.pyplot as plt
 
-    from sign_datasets import visualize
+    from sign_datasets.read import visualize
 
     for name, classes in (("hostile_team", TEAM_CLASSES),
                           ("hostile_page_probe/classes", (*SLASH_CLASSES, LONG_CLASS))):
@@ -363,7 +364,7 @@ def test_training_plots_draw_class_names_as_text(tmp_path):
     "file:///etc/passwd",
 ])
 def test_non_http_urls_are_text_not_links(url):
-    from sign_datasets.catalog_page import link_or_text
+    from sign_datasets.catalog.page import link_or_text
 
     rendered = link_or_text(url)
     assert "<a " not in rendered and "href" not in rendered
@@ -371,7 +372,7 @@ def test_non_http_urls_are_text_not_links(url):
 
 
 def test_http_urls_are_escaped_links():
-    from sign_datasets.catalog_page import link_or_text
+    from sign_datasets.catalog.page import link_or_text
 
     rendered = link_or_text('HTTPS://example.org/?q="><script>x</script>&a=1')
     assert rendered.startswith('<a href="HTTPS://example.org/?q=&quot;&gt;&lt;script&gt;'
@@ -379,7 +380,7 @@ def test_http_urls_are_escaped_links():
 
 
 def test_page_names_stay_plain_file_names():
-    from sign_datasets.catalog_page import page_name
+    from sign_datasets.catalog.page import page_name
 
     assert page_name("page_pets/default") == "page_pets--default.html"
     assert page_name("sign_language_img/28x28") == "sign_language_img--28x28.html"

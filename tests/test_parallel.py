@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sign_datasets import parallel
+from sign_datasets.io import parallel
 
 F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", None)
 PIPE_MAX = Path("/proc/sys/fs/pipe-max-size")

@@ -18,7 +18,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import sign_datasets
-from sign_datasets.builder import ENCODED_IMAGE, RAW_PIXELS, sign_features
+from sign_datasets.generate.builder import ENCODED_IMAGE, RAW_PIXELS, sign_features
 
 from conftest import quiet_env
 
@@ -276,7 +276,7 @@ def test_show_examples_and_example_grid_draw_raw_pixels(builder, tmp_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sign_datasets.visualize import example_grid
+    from sign_datasets.read.visualize import example_grid
 
     dataset = builder.as_dataset(split="test")
     figure = tfds.show_examples(dataset, builder.info, rows=2, cols=3)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from sign_datasets.cleaning import Dropped, SourceError, SplitReport, clean
+from sign_datasets.core.cleaning import Dropped, SourceError, SplitReport, clean
 from sign_datasets.formats import base64_json, csv_pixels, json_urls
 
 FAST = settings(max_examples=150, deadline=None,
@@ -166,7 +166,7 @@ json_line = st.one_of(
 @FAST
 @given(lines=st.lists(json_line, max_size=8), crlf=st.booleans())
 def test_json_lines_reader_and_fetch_account_for_every_record(lines, crlf, tmp_path_factory):
-    from sign_datasets.fetcher import Fetcher, FetchSettings
+    from sign_datasets.io.fetcher import Fetcher, FetchSettings
 
     data = (b"\r\n" if crlf else b"\n").join(lines)
     source = tmp_path_factory.getbasetemp() / "json-source"
@@ -283,7 +283,7 @@ def test_names_judged_per_folder_agree_with_the_plain_rules(folders, files):
 @FAST
 @given(extra=st.lists(member_name, max_size=8))
 def test_every_zip_member_is_a_record_junk_or_stops_the_scan(extra, tmp_path_factory):
-    from sign_datasets.labels import SIGN_LETTERS
+    from sign_datasets.core.labels import SIGN_LETTERS
 
     path = tmp_path_factory.getbasetemp() / "names.zip"
     base = ["Train/A/1.png", "Test/A/1.png"]

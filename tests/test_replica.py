@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from sign_datasets.labels import CSV_LABEL_TO_INDEX, SIGN_LETTERS
+from sign_datasets.core.labels import CSV_LABEL_TO_INDEX, SIGN_LETTERS
 from sign_datasets.replica import (
     ALL_OBJECTS,
     DEFAULT_SCALE,

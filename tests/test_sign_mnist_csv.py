@@ -23,7 +23,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 import sign_datasets  # noqa: F401
-from sign_datasets.labels import CSV_LABEL_TO_INDEX, SIGN_LETTERS
+from sign_datasets.core.labels import CSV_LABEL_TO_INDEX, SIGN_LETTERS
 
 from conftest import REPO, quiet_env
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from sign_datasets import sources
+from sign_datasets.io import sources
 
 
 def test_default_is_the_real_bucket(monkeypatch):

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from sign_datasets import url_cache
-from sign_datasets.fetcher import Fetcher, FetchSettings
+from sign_datasets.io import url_cache
+from sign_datasets.io.fetcher import Fetcher, FetchSettings
 from sign_datasets.replica import ReplicaServer, json_entries
-from sign_datasets.url_cache import PACKS, UrlCache
+from sign_datasets.io.url_cache import PACKS, UrlCache
 
 BODIES = {f"http://example.test/{i}.jpg": os.urandom(100 + 37 * i) for i in range(20)}
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from sign_datasets import fetcher
-from sign_datasets.fetcher import (
+from sign_datasets.io import fetcher
+from sign_datasets.io.fetcher import (
     CATALOG, DATA, REFUSED, TIMEOUT, FetchConfigError, Fetcher, FetchSettings, Refused,
     SourceDownloadError, UrlPolicy,
 )
@@ -139,10 +139,10 @@ sources = [{{ location = "{location}", split = "train"{sha} }}]
 
 
 def register(tmp_path: Path, text: str) -> Path:
-    from sign_datasets import catalog_file
+    from sign_datasets.catalog import schema
     catalog = tmp_path / f"catalog-{hashlib.sha256(text.encode()).hexdigest()[:8]}.toml"
     catalog.write_text(text)
-    catalog_file.register_file(catalog)
+    schema.register_file(catalog)
     return catalog
 
 
@@ -200,33 +200,33 @@ def test_catalog_source_redirect_to_a_refused_host_is_refused(origin, other, env
 
 
 def test_new_source_redirect_to_a_refused_host_is_refused(origin, other, env, tmp_path, capsys):
-    from sign_datasets import catalog_new
+    from sign_datasets.catalog import proposal
 
     env.setenv("SIGN_DATASETS_SOURCE", origin.base_url)
     other.routes["/shapes.csv"] = shapes_csv()
     origin.routes["/direct.csv"] = shapes_csv()
     origin.redirect("/shapes.csv", "/moved.csv")
     origin.redirect("/moved.csv", other.base_url + "shapes.csv")
-    with pytest.raises(catalog_new.ProposalError) as refused:
-        catalog_new.propose("team_new_redirect", "csv_pixels", origin.base_url + "shapes.csv",
+    with pytest.raises(proposal.ProposalError) as refused:
+        proposal.propose("team_new_redirect", "csv_pixels", origin.base_url + "shapes.csv",
                             tmp_path / "team.toml")
     assert f"redirect to {other.base_url}shapes.csv: loopback address" in str(refused.value)
     assert other.paths == []
     # Without the refused hop the same command downloads and proposes.
-    text = catalog_new.propose("team_new_direct", "csv_pixels", origin.base_url + "direct.csv",
+    text = proposal.propose("team_new_direct", "csv_pixels", origin.base_url + "direct.csv",
                                tmp_path / "team.toml")
     assert hashlib.sha256(shapes_csv()).hexdigest() in text and "size = [8, 8]" in text
 
 
 def test_new_fetches_the_first_image_of_a_json_file_only_where_builds_may(origin, other, env,
                                                                          tmp_path):
-    from sign_datasets import catalog_new
+    from sign_datasets.catalog import proposal
 
     env.setenv("SIGN_DATASETS_SOURCE", origin.base_url)
     other.routes["/0.png"] = b"not for us"
     listing = tmp_path / "urls.jsonl"
     listing.write_text(f'{{"content": "{other.base_url}0.png", "label": "cat"}}\n')
-    text = catalog_new.propose("team_new_json", "json_urls", str(listing), tmp_path / "team.toml")
+    text = proposal.propose("team_new_json", "json_urls", str(listing), tmp_path / "team.toml")
     assert "the first image could not be fetched (SourceDownloadError)" in text
     assert other.paths == []
 
@@ -520,7 +520,7 @@ def test_a_second_build_downloads_nothing(origin, env, tmp_path):
 
 def test_a_download_the_build_cannot_read_is_not_kept(origin, env, tmp_path):
     """An error page served with 200 once must not fail every later build."""
-    from sign_datasets.cleaning import SourceError
+    from sign_datasets.core.cleaning import SourceError
 
     env.setenv("SIGN_DATASETS_ALLOWED_HOSTS", f"127.0.0.1:{origin.port}")
     origin.routes["/flaky.csv"] = b"<html><body>Quota exceeded, try later</body></html>"
@@ -535,7 +535,7 @@ def test_a_download_the_build_cannot_read_is_not_kept(origin, env, tmp_path):
 
 
 def test_a_download_with_the_wrong_sha256_is_not_kept(origin, env, tmp_path):
-    from sign_datasets.catalog_builders import ChecksumMismatch
+    from sign_datasets.catalog.generated import ChecksumMismatch
 
     env.setenv("SIGN_DATASETS_ALLOWED_HOSTS", f"127.0.0.1:{origin.port}")
     origin.routes["/shapes.csv"] = shapes_csv()

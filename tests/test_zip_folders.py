@@ -27,14 +27,14 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 import sign_datasets  # noqa: F401  (registers the builders)
-from sign_datasets.cleaning import Dropped, SourceError
+from sign_datasets.core.cleaning import Dropped, SourceError
 from sign_datasets.formats.zip_folders import (
     ArchiveLimits,
     LayoutError,
     ZipBombError,
     scan_archive,
 )
-from sign_datasets.labels import SIGN_LETTERS
+from sign_datasets.core.labels import SIGN_LETTERS
 
 from conftest import quiet_env
 
@@ -581,7 +581,7 @@ def test_forked_workers_read_through_the_scanned_directory(tmp_path):
     sign-language zip, per worker and split): the build process and its
     workers read every member through the scan's ZipFile, byte for byte;
     a zip replaced since the scan is parsed anew."""
-    from sign_datasets import parallel
+    from sign_datasets.io import parallel
     from sign_datasets.formats import zip_folders
 
     path = tmp_path / "a.zip"
@@ -610,7 +610,7 @@ def test_processes_reading_one_descriptor_leave_its_shared_offset_alone(tmp_path
     processes: reads must never move it (each reads at a position of its own),
     or one process's seek would land another's read in the wrong member."""
     import os
-    from sign_datasets import parallel
+    from sign_datasets.io import parallel
     from sign_datasets.formats import zip_folders
 
     path = tmp_path / "a.zip"
@@ -644,7 +644,7 @@ def test_one_pool_reads_the_splits_in_turn_as_each_alone(messy):
     drops included, are those read_split gives for it, with 1 or 2 workers,
     in TFDS's order, in the other order, or after a split left half read."""
     from sign_datasets.formats import zip_folders
-    from sign_datasets.labels import SIGN_LETTERS
+    from sign_datasets.core.labels import SIGN_LETTERS
 
     archive = zip_folders.scan_archive(messy / SIGN_ZIP, SIGN_LETTERS)
     spec = zip_folders.DecodeSpec(mode="L", size=(28, 28), raw=True)
@@ -674,8 +674,8 @@ def test_long_lived_objects_are_frozen_only_while_a_build_reads(messy):
     import gc
 
     from sign_datasets.formats import zip_folders
-    from sign_datasets.labels import SIGN_LETTERS
-    from sign_datasets.parallel import long_lived_objects_frozen
+    from sign_datasets.core.labels import SIGN_LETTERS
+    from sign_datasets.io.parallel import long_lived_objects_frozen
 
     assert gc.get_freeze_count() == 0
     with long_lived_objects_frozen():

@@ -2,12 +2,12 @@
 
 import tensorflow_datasets as tfds
 
-from sign_datasets.builder import CleanedBuilder, sign_features
-from sign_datasets.catalog_file import project_entry
+from sign_datasets.generate.builder import CleanedBuilder, sign_features
+from sign_datasets.catalog.schema import project_entry
 from sign_datasets.formats import base64_json
-from sign_datasets.plans import positioned
+from sign_datasets.core.plans import positioned
 
-# Version, release notes, configs and sources: sign_datasets/catalog.toml.
+# Version, release notes, configs and sources: sign_datasets/catalog/catalog.toml.
 ENTRY = project_entry("sign_mnist_base64")
 ARCHIVE = ENTRY.sources[0].target
 MEMBER = ENTRY.sources[0].member

@@ -5,12 +5,12 @@ import functools
 
 import tensorflow_datasets as tfds
 
-from sign_datasets.builder import CleanedBuilder, sign_features
-from sign_datasets.catalog_file import project_entry
+from sign_datasets.generate.builder import CleanedBuilder, sign_features
+from sign_datasets.catalog.schema import project_entry
 from sign_datasets.formats import csv_pixels
-from sign_datasets.labels import CSV_LABEL_TO_INDEX
+from sign_datasets.core.labels import CSV_LABEL_TO_INDEX
 
-# Version, release notes, configs and sources: sign_datasets/catalog.toml.
+# Version, release notes, configs and sources: sign_datasets/catalog/catalog.toml.
 ENTRY = project_entry("sign_mnist_csv")
 ARCHIVE = ENTRY.sources[0].target
 TEST_MEMBER = ENTRY.sources_for("test")[0].member

@@ -5,14 +5,14 @@ import functools
 
 import tensorflow_datasets as tfds
 
-from sign_datasets import fetcher
-from sign_datasets.builder import CleanedBuilder, sign_features
-from sign_datasets.catalog_file import project_entry
+from sign_datasets.io import fetcher
+from sign_datasets.generate.builder import CleanedBuilder, sign_features
+from sign_datasets.catalog.schema import project_entry
 from sign_datasets.formats import json_urls
 from sign_datasets.formats.base64_json import SignExamples
-from sign_datasets.plans import positioned
+from sign_datasets.core.plans import positioned
 
-# Version, release notes, configs and sources: sign_datasets/catalog.toml.
+# Version, release notes, configs and sources: sign_datasets/catalog/catalog.toml.
 ENTRY = project_entry("sign_mnist_json")
 ARCHIVE = ENTRY.sources[0].target
 MEMBER = ENTRY.sources[0].member

@@ -36,9 +36,9 @@ from typing import IO, Any, Iterator
 
 import numpy as np
 
-from sign_datasets import images
-from sign_datasets.cleaning import Dropped, SourceError, screen
-from sign_datasets.labels import letter_to_index
+from sign_datasets.core import images
+from sign_datasets.core.cleaning import Dropped, SourceError, screen
+from sign_datasets.core.labels import letter_to_index
 
 # The real file is 677 bytes. The whole file is parsed at once (a pretty-
 # printed object has no record boundaries to stream on), so it is bounded.
@@ -363,7 +363,7 @@ def beam_plan(dataset: str, split: str, records: list[tuple[int, Any]], rules: l
     """Entries are read (and the files' structure checked) by the launcher,
     then decoded on the workers in batches. `records` are (position, entry),
     see `plans.positioned`; `rules` default to the sign datasets' own."""
-    from sign_datasets.plans import SplitPlan, batched
+    from sign_datasets.core.plans import SplitPlan, batched
 
     return SplitPlan(dataset=dataset, split=split, work=batched(records, batch),
                      read=functools.partial(screen_batch, rules=rules or entry_rules()),

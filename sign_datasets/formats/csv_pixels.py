@@ -17,8 +17,8 @@ from typing import IO, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from sign_datasets.cleaning import Dropped, DuplicateFilter, SourceError, screen
-from sign_datasets.parallel import ordered_map
+from sign_datasets.core.cleaning import Dropped, DuplicateFilter, SourceError, screen
+from sign_datasets.io.parallel import ordered_map
 
 # A 784-pixel row is under 3.2 KB; a line this long is garbage, and reading it
 # whole would let one bad file exhaust memory.
@@ -384,7 +384,7 @@ MAX_BEAM_RANGES = 256
 
 
 def beam_range_bytes() -> int:
-    from sign_datasets import settings
+    from sign_datasets.io import settings
     return settings.number(BEAM_RANGE_ENV, DEFAULT_BEAM_RANGE_BYTES, int, minimum=1)
 
 
@@ -421,9 +421,9 @@ def byte_ranges(start: int, size: int, range_bytes: int) -> list[tuple[int, int]
 
 
 def open_file(file: CsvFile):
-    from sign_datasets.builder import CleanedBuilder
+    from sign_datasets.generate.builder import CleanedBuilder
 
-    from sign_datasets import guards
+    from sign_datasets.io import guards
 
     if file.member is not None:
         return CleanedBuilder.open_member(file.path, file.member)
@@ -433,7 +433,7 @@ def open_file(file: CsvFile):
 def read_range(work: CsvRange, rules: list, shape: tuple[int, int, int] = (28, 28, 1),
                chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[int, CheckedRow | Dropped]]:
     """(position, screened row) of the lines starting in a work item's range."""
-    from sign_datasets.plans import source_position
+    from sign_datasets.core.plans import source_position
 
     source = work.file.source
     with open_file(work.file) as stream:
@@ -451,7 +451,7 @@ def file_ranges(index: int, file: CsvFile, num_pixels: int, range_bytes: int) ->
     the local path checks it before any row."""
     import os
 
-    from sign_datasets import guards
+    from sign_datasets.io import guards
 
     if file.member is not None:
         with open_file(file) as stream:
@@ -479,7 +479,7 @@ def beam_plan(dataset: str, split: str, files: Sequence[CsvFile], rules: list, t
     checked before any worker starts."""
     import os
 
-    from sign_datasets.plans import SplitPlan
+    from sign_datasets.core.plans import SplitPlan
 
     num_pixels = shape[0] * shape[1] * shape[2]
     if range_bytes is None:

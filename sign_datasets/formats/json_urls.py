@@ -19,11 +19,11 @@ from typing import IO, Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from sign_datasets import sources
-from sign_datasets.cleaning import Dropped, SourceError, screen
-from sign_datasets.fetcher import Fetcher, FetchResult
+from sign_datasets.io import sources
+from sign_datasets.core.cleaning import Dropped, SourceError, screen
+from sign_datasets.io.fetcher import Fetcher, FetchResult
 from sign_datasets.formats.base64_json import json_kind, to_sign_pixels, unparsable_json
-from sign_datasets.labels import letter_to_index
+from sign_datasets.core.labels import letter_to_index
 
 # A real record is about 90 bytes; the fetcher refuses URLs over 4 KB anyway.
 MAX_RECORD_BYTES = 64 * 1024
@@ -298,7 +298,7 @@ def beam_plan(dataset: str, split: str, records: list[tuple[int, UrlRecord]], ca
     record), see `plans.positioned`; the label rule, the rules after fetching
     and the examples default to the sign datasets' own."""
     from sign_datasets.formats.base64_json import SignExamples, sign_example, was_resized
-    from sign_datasets.plans import SplitPlan, batched
+    from sign_datasets.core.plans import SplitPlan, batched
 
     base = sources.source_base()
     return SplitPlan(dataset=dataset, split=split, work=batched(records, batch),

@@ -46,11 +46,12 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from sign_datasets import guards, images
-from sign_datasets.builder import ENCODED_IMAGE, RAW_PIXELS, CleanedBuilder, image_features
-from sign_datasets.cleaning import Dropped, DuplicateFilter, SourceError, screen
-from sign_datasets.parallel import default_workers, long_lived_objects_frozen, ordered_map
-from sign_datasets.plans import LeakageShare, SplitPlan
+from sign_datasets.io import guards
+from sign_datasets.core import images
+from sign_datasets.generate.builder import ENCODED_IMAGE, RAW_PIXELS, CleanedBuilder, image_features
+from sign_datasets.core.cleaning import Dropped, DuplicateFilter, SourceError, screen
+from sign_datasets.io.parallel import default_workers, long_lived_objects_frozen, ordered_map
+from sign_datasets.core.plans import LeakageShare, SplitPlan
 
 SPLIT_FOLDER_ALIASES = {"train": "train", "training": "train", "test": "test", "testing": "test",
                         "validation": "validation", "valid": "validation", "val": "validation",

@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 from tqdm import tqdm
 
-from sign_datasets.labels import INDEX_TO_CSV_LABEL, SIGN_LETTERS
+from sign_datasets.core.labels import INDEX_TO_CSV_LABEL, SIGN_LETTERS
 from sign_datasets.replica import synthetic
 
 REAL_BUCKET = "https://storage.googleapis.com/platzi-tf2/"

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from sign_datasets.labels import SIGN_LETTERS
+from sign_datasets.core.labels import SIGN_LETTERS
 
 SIGN_SIZE = 28
 # The prototypes are drawn larger than 28x28 so that a random crop gives the

@@ -105,13 +105,13 @@ def read_catalog(folder: Path, work: Path, register: bool = False) -> dict:
     """A catalog case: the team catalog read as `import sign_datasets` reads
     SIGN_DATASETS_CATALOG; the outcome is the refusal. Only a case that goes
     on to build registers its datasets (registration lasts for the process)."""
-    from sign_datasets import catalog_file
+    from sign_datasets.catalog import schema
     try:
         if register:
-            entries = catalog_file.register_file(folder / "catalog.toml")
+            entries = schema.register_file(folder / "catalog.toml")
         else:
-            entries = catalog_file.load_catalog(folder / "catalog.toml")
-            catalog_file.check_names(entries)
+            entries = schema.load_catalog(folder / "catalog.toml")
+            schema.check_names(entries)
     except Exception as error:  # noqa: BLE001 - the error is the outcome
         return _error_outcome(error, folder, work)
     return {"splits": {}, "junk": {}, "registered": [e.name for e in entries]}

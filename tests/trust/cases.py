@@ -208,7 +208,7 @@ def run(world: World, spec: Spec, home: Path | None = None) -> Outcome:
     """Registers and builds `spec` in this process while the watcher records."""
     import tensorflow_datasets as tfds
 
-    from sign_datasets import catalog_file
+    from sign_datasets.catalog import schema
 
     number, folder = world.new_example_dirs()
     name = f"trust_case_{number}"
@@ -234,7 +234,7 @@ def run(world: World, spec: Spec, home: Path | None = None) -> Outcome:
             contextlib.redirect_stderr(output):
         outcome.seen = watcher.start()
         try:
-            entry = catalog_file.register_file(catalog)[0]
+            entry = schema.register_file(catalog)[0]
             builder = tfds.builder(entry.name, data_dir=str(data_dir),
                                    **({"config": entry.configs[0].name} if entry.configs else {}))
             builder.download_and_prepare(download_dir=str(downloads))
@@ -319,8 +319,8 @@ def refused_connections(world: World, outcome: Outcome) -> list[str]:
 
 def unclear_error(outcome: Outcome) -> str | None:
     """Why the outcome is neither a counted build nor a clear error (None if it is one)."""
-    from sign_datasets.catalog_file import CatalogError
-    from sign_datasets.cleaning import SourceError
+    from sign_datasets.catalog.schema import CatalogError
+    from sign_datasets.core.cleaning import SourceError
 
     error = outcome.error
     if error is None:

@@ -264,15 +264,16 @@ def dataset_page(name: str, out: Path, data_dir: str | None) -> dict:
     """Writes the page of one dataset/config; returns its row of the index."""
     import tensorflow_datasets as tfds
 
-    from sign_datasets import catalog, visualize
+    from sign_datasets.catalog import registry
+    from sign_datasets.read import visualize
 
     builder = tfds.builder(name, data_dir=data_dir)
     info = builder.info
-    state = catalog.status(name, data_dir)
+    state = registry.status(name, data_dir)
     classes = list(info.features["label"].names)
     body = [f'<p><a href="index.html">All datasets</a></p><h1>{_e(name)}</h1>',
             f"<p>Version {_e(state.version)}"
-            + (f" &middot; built {_e(state.build_date)} &middot; {_e(catalog.human_size(state.size_bytes))}"
+            + (f" &middot; built {_e(state.build_date)} &middot; {_e(registry.human_size(state.size_bytes))}"
                f" in <code>{_e(state.data_dir)}</code>" if state.built else
                f" &middot; <strong>not built</strong> in <code>{_e(state.data_dir)}</code>: "
                f"<code>sign-datasets build {_e(name)}</code>") + "</p>"]
@@ -309,19 +310,19 @@ def dataset_page(name: str, out: Path, data_dir: str | None) -> dict:
 
 def write_site(out: Path, data_dir: str | None = None, names: list[str] | None = None) -> Path:
     """Writes index.html and a page per dataset/config into `out`; returns the index."""
-    from sign_datasets import catalog
+    from sign_datasets.catalog import registry
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "img").mkdir(exist_ok=True)
-    rows = [dataset_page(name, out, data_dir) for name in (names or catalog.all_dataset_names())]
+    rows = [dataset_page(name, out, data_dir) for name in (names or registry.all_dataset_names())]
     table_rows = []
     for row in rows:
         state = row["status"]
         link = f'<a href="{_e(page_name(row["name"]))}">{_e(row["name"])}</a>'
         table_rows.append([
             link, _e(state.version),
-            _e(catalog.format_examples(state.examples)) if state.built else "not built",
-            _e(catalog.human_size(state.size_bytes)) if state.built else "-",
+            _e(registry.format_examples(state.examples)) if state.built else "not built",
+            _e(registry.human_size(state.size_bytes)) if state.built else "-",
             str(row["classes"]), _e(state.build_date) if state.built else "-"])
     built = sum(row["status"].built for row in rows)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -13,27 +13,28 @@ def _data_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_list(args) -> int:
-    from sign_datasets import catalog
-    statuses = [catalog.status(name, args.data_dir) for name in catalog.all_dataset_names()]
-    print(catalog.format_status_table(statuses))
+    from sign_datasets.catalog import registry
+    statuses = [registry.status(name, args.data_dir) for name in registry.all_dataset_names()]
+    print(registry.format_status_table(statuses))
     return 0
 
 
 def cmd_info(args) -> int:
-    from sign_datasets import catalog
-    print(catalog.describe(args.name, args.data_dir))
+    from sign_datasets.catalog import registry
+    print(registry.describe(args.name, args.data_dir))
     return 0
 
 
 def cmd_show(args) -> int:
-    from sign_datasets import catalog, visualize
+    from sign_datasets.catalog import registry
+    from sign_datasets.read import visualize
     out = args.out or f"{args.name.replace('/', '_')}-{args.split}.png"
     kinds = visualize.picture_formats()
     if Path(out).suffix.lower().lstrip(".") not in kinds:
         print(f"error: --out {out}: not a picture file name; end it in one of "
               f".{', .'.join(sorted(kinds))}", file=sys.stderr)
         return 2
-    builder = catalog.prepared_builder(args.name, args.data_dir, build=not args.no_build)
+    builder = registry.prepared_builder(args.name, args.data_dir, build=not args.no_build)
     if args.split not in builder.info.splits:
         print(f"error: {args.name} has no split {args.split!r}; it has "
               f"{', '.join(builder.info.splits)}", file=sys.stderr)
@@ -46,14 +47,14 @@ def cmd_show(args) -> int:
 
 def default_catalog() -> Path:
     """The first catalog of SIGN_DATASETS_CATALOG, else ./catalog.toml."""
-    from sign_datasets.catalog_file import catalog_paths_from_env
+    from sign_datasets.catalog.schema import catalog_paths_from_env
     paths = catalog_paths_from_env()
     return paths[0] if paths else Path("catalog.toml")
 
 
 def cmd_new(args) -> int:
-    from sign_datasets import catalog_new
-    from sign_datasets.catalog_file import CatalogError
+    from sign_datasets.catalog import proposal
+    from sign_datasets.catalog.schema import CatalogError
     catalog = Path(args.catalog) if args.catalog else default_catalog()
     # A new catalog file is created; a new folder is not (a typo would hide it).
     if not catalog.parent.is_dir():
@@ -61,12 +62,12 @@ def cmd_new(args) -> int:
               "the folder first or choose another --catalog", file=sys.stderr)
         return 2
     try:
-        text = catalog_new.propose(args.name, args.format, args.source, catalog,
+        text = proposal.propose(args.name, args.format, args.source, catalog,
                                    member=args.member)
-    except (catalog_new.ProposalError, CatalogError) as error:
+    except (proposal.ProposalError, CatalogError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    catalog_new.append(catalog, text)
+    proposal.append(catalog, text)
     print(text.lstrip("\n"))
     print(f"appended to {catalog}; review it before building "
           f"(SIGN_DATASETS_CATALOG={catalog.resolve()} sign-datasets build {args.name})",
@@ -75,10 +76,11 @@ def cmd_new(args) -> int:
 
 
 def cmd_catalog(args) -> int:
-    from sign_datasets import catalog, catalog_page
+    from sign_datasets.catalog import registry
+    from sign_datasets.catalog import page
     for name in args.names:
-        catalog.find_builder(name)  # an unknown name is one line, before any page
-    index = catalog_page.write_site(Path(args.out), data_dir=args.data_dir,
+        registry.find_builder(name)  # an unknown name is one line, before any page
+    index = page.write_site(Path(args.out), data_dir=args.data_dir,
                                     names=args.names or None)
     print(index)
     return 0

@@ -21,9 +21,11 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from sign_datasets import determinism, guards, sources
-from sign_datasets.cleaning import MissingSource, SourceError, SplitReport, clean, format_report
-from sign_datasets.labels import SIGN_LETTERS
+from sign_datasets.generate import determinism
+from sign_datasets.io import guards
+from sign_datasets.io import sources
+from sign_datasets.core.cleaning import MissingSource, SourceError, SplitReport, clean, format_report
+from sign_datasets.core.labels import SIGN_LETTERS
 
 
 # How a dataset stores its images. Raw uint8 pixels cost more disk than PNG
@@ -73,7 +75,7 @@ DEFAULT_SHUFFLE_MEMORY_MB = 64
 
 
 def shuffle_memory_bytes() -> int:
-    from sign_datasets import settings
+    from sign_datasets.io import settings
     megabytes = settings.number(SHUFFLE_MEMORY_ENV, DEFAULT_SHUFFLE_MEMORY_MB, float, positive=True)
     return max(1, int(megabytes * (1 << 20)))
 
@@ -115,7 +117,7 @@ def _fresh_downloads_removed_on_source_errors():
     downloaded (an HTML error page, a file a server cut short), so the next
     build downloads them again instead of failing on the same bytes forever;
     the error says so."""
-    from sign_datasets import fetcher
+    from sign_datasets.io import fetcher
     fetcher.forget_fresh_downloads()
     try:
         yield
@@ -174,7 +176,7 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         """The local file of one bucket object: read in place from a local
         source, else downloaded once into the download dir through the URL
         policy (`fetcher.download_source`; a later build sends no request)."""
-        from sign_datasets import fetcher
+        from sign_datasets.io import fetcher
 
         return fetcher.download_source(sources.object_url(name), dl_manager.download_dir)
 
@@ -241,7 +243,7 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def beam_examples(self, plan):
         """The PTransform of one split's (key, example) under Beam, with the
         same cleaning and accounting as `cleaned_examples`."""
-        from sign_datasets import beam as beam_lib  # only Beam builds need apache-beam
+        from sign_datasets.generate import beam as beam_lib  # only Beam builds need apache-beam
 
         build = self._beam_build
         summary_path = os.fspath(build.summary_dir / f"{plan.split}.json")
@@ -273,7 +275,7 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         build = getattr(self, "_beam_build", None)
         if build is None:
             return
-        from sign_datasets import beam as beam_lib
+        from sign_datasets.generate import beam as beam_lib
 
         for plan, summary_path in build.plans:
             report, noted, leakage = beam_lib.split_outcome(pipeline_result, plan, summary_path)
@@ -290,7 +292,7 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _beam_empty_split(self) -> Exception | None:
         """The clear error for a split that came out empty, if one did."""
-        from sign_datasets import beam as beam_lib
+        from sign_datasets.generate import beam as beam_lib
 
         for plan, summary_path in self._beam_build.plans:
             summary = beam_lib.read_summary(summary_path)

@@ -8,7 +8,7 @@ example.
 
 Two kinds of catalog exist:
 
-* the project's own, `sign_datasets/catalog.toml`: the seven course
+* the project's own, `sign_datasets/catalog/catalog.toml`: the seven course
   datasets. Their builders stay in `builders/` (TFDS's folder layout, with
   READMEs, dummy data and checksums); they read their version, release notes,
   homepage, archive, classes and mode from their entry here.
@@ -274,7 +274,7 @@ def allowed_roots(catalog_file: Path) -> list[Path]:
     widen its own roots would guard nothing.
     """
     roots = [Path(catalog_file).resolve().parent]
-    from sign_datasets import sources
+    from sign_datasets.io import sources
     raw_source = os.environ.get(sources.SOURCE_ENV, "").strip()
     if raw_source:
         parts = urllib.parse.urlsplit(raw_source)
@@ -373,7 +373,7 @@ def source_path(entry: "Entry", source: "Source") -> Path | None:
     if source.kind == "path":
         raw = source.target
     elif source.kind == "object":
-        from sign_datasets import sources
+        from sign_datasets.io import sources
         local = sources.local_path(sources.object_url(source.target))
         if local is None:
             return None
@@ -387,7 +387,7 @@ def source_path(entry: "Entry", source: "Source") -> Path | None:
     if real.exists() and not real.is_file():
         raise entry.error(source.where_field, f"{real} is not a regular file")
     if real.exists():
-        from sign_datasets import guards
+        from sign_datasets.io import guards
         guards.pin(real)  # every later open must meet this very file
     return real
 
@@ -761,7 +761,7 @@ class _Checker:
         problem = object_name_problem(name)
         if problem is not None:
             raise self.fail(field, f"{_shown(name)} is not an object name: it {problem}")
-        from sign_datasets import sources
+        from sign_datasets.io import sources
         try:
             local = sources.local_path(sources.object_url(name))
         except sources.SourceConfigError:
@@ -884,7 +884,7 @@ def all_entries() -> list[Entry]:
 
 
 def catalog_paths_from_env() -> list[Path]:
-    from sign_datasets import settings
+    from sign_datasets.io import settings
     return settings.path_list(CATALOG_ENV)
 
 
@@ -903,7 +903,7 @@ def check_names(entries: list[Entry]) -> None:
     for entry in entries:
         first = seen.get(entry.name)
         if first is not None and first is not entry:
-            where = "the project's catalog (sign_datasets/catalog.toml)" \
+            where = "the project's catalog (sign_datasets/catalog/catalog.toml)" \
                 if first.file == PROJECT_CATALOG else f"{first.file} (entry #{first.index + 1})"
             raise entry.error("name", f"duplicate name: {where} declares {entry.name!r} too")
         if entry.name in tfds_names and entry.name not in ours:
@@ -955,12 +955,12 @@ def dataset_names_of(names: Iterable[str]) -> list[str]:
 def sha256_of(path: Path, roots: Iterable[Path] | None = None) -> str:
     """The file's sha256; with `roots`, read only if it lies beneath them
     (`open_beneath`: a catalog source's file)."""
-    from sign_datasets import guards
+    from sign_datasets.io import guards
     with (guards.open_source(path) if roots is None else open_beneath(path, roots)) as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def builder_class(entry: Entry) -> type:
     """A TFDS builder class for a team entry, registered under its name."""
-    from sign_datasets import catalog_builders
-    return catalog_builders.make_class(entry)
+    from sign_datasets.catalog import generated
+    return generated.make_class(entry)

@@ -94,12 +94,12 @@ class BuildResult:
 def all_dataset_names() -> list[str]:
     """Every dataset/config of the catalogs in force, e.g. 'sign_mnist_csv/dirty':
     the project's builders, then the team catalogs' datasets."""
-    from sign_datasets import catalog_file
-    names = catalog_file.dataset_names()
+    from sign_datasets.catalog import schema
+    names = schema.dataset_names()
     # A builder folder without a catalog entry still counts (and fails the
     # project catalog's test).
     known = {name.split("/")[0] for name in names}
-    return names + catalog_file.dataset_names_of([n for n in BUILDERS if n not in known])
+    return names + schema.dataset_names_of([n for n in BUILDERS if n not in known])
 
 
 def build_one(name: str, data_dir: str | None = None, file_format: str | None = None,
@@ -110,14 +110,14 @@ def build_one(name: str, data_dir: str | None = None, file_format: str | None = 
     `tfds build --beam_pipeline_options` takes them)."""
     import tensorflow_datasets as tfds
 
-    from sign_datasets import guards
+    from sign_datasets.io import guards
     result = BuildResult(name)
     start = time.perf_counter()
     try:
         dataset = find_builder(name, data_dir=data_dir, file_format=file_format)
         download_config = None
         if beam_options:
-            from sign_datasets import beam
+            from sign_datasets.generate import beam
             download_config = tfds.download.DownloadConfig(
                 beam_options=beam.pipeline_options(beam_options))
         dataset.download_and_prepare(download_config=download_config)
@@ -240,7 +240,7 @@ def format_status_table(statuses: list[Status]) -> str:
 def describe(name: str, data_dir: str | None = None) -> str:
     """What `sign-datasets info NAME` prints: features, splits and counts,
     cleaning and leakage reports, release notes, how to load it."""
-    from sign_datasets.cleaning import format_report
+    from sign_datasets.core.cleaning import format_report
     builder = find_builder(name, data_dir=data_dir)
     info = builder.info
     built = builder.is_prepared()

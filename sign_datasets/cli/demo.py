@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from sign_datasets import sources
+from sign_datasets.io import sources
 
 
 def run(out: Path, scale: float = 0.1, epochs: int = 2, seed: int = 0) -> int:
@@ -30,10 +30,10 @@ def run(out: Path, scale: float = 0.1, epochs: int = 2, seed: int = 0) -> int:
         previous = os.environ.get(sources.SOURCE_ENV)
         os.environ[sources.SOURCE_ENV] = server.base_url
         try:
-            from sign_datasets import catalog
-            names = catalog.all_dataset_names()
+            from sign_datasets.catalog import registry
+            names = registry.all_dataset_names()
             print(f"[3/6] building {', '.join(names)} into {data_dir}", flush=True)
-            results = catalog.build_many(names, data_dir=str(data_dir))
+            results = registry.build_many(names, data_dir=str(data_dir))
         finally:
             if previous is None:
                 os.environ.pop(sources.SOURCE_ENV, None)
@@ -41,7 +41,7 @@ def run(out: Path, scale: float = 0.1, epochs: int = 2, seed: int = 0) -> int:
                 os.environ[sources.SOURCE_ENV] = previous
         print(f"      ({server.request_count} requests served)")
     print()
-    print(catalog.format_summary(results))
+    print(registry.format_summary(results))
     print()
     failed = [r for r in results if r.error]
     if failed:
@@ -57,13 +57,13 @@ def run(out: Path, scale: float = 0.1, epochs: int = 2, seed: int = 0) -> int:
 
     grid = out / "sign_mnist_csv_examples.png"
     print(f"[5/6] writing a grid of examples to {grid}", flush=True)
-    from sign_datasets import visualize
+    from sign_datasets.read import visualize
     visualize.example_grid("sign_mnist_csv", data_dir=str(data_dir), out=grid)
 
     site = out / "catalog"
     print(f"[6/6] writing the catalog page of what was built to {site}", flush=True)
-    from sign_datasets import catalog_page
-    index = catalog_page.write_site(site, data_dir=str(data_dir), names=names)
+    from sign_datasets.catalog import page
+    index = page.write_site(site, data_dir=str(data_dir), names=names)
 
     print()
     print(f"done in {time.perf_counter() - started:.0f} s; data dir: {data_dir}")

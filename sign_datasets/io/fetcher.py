@@ -59,8 +59,9 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
-from sign_datasets import sources, url_cache
-from sign_datasets.cleaning import MissingSource, SourceError
+from sign_datasets.io import sources
+from sign_datasets.io import url_cache
+from sign_datasets.core.cleaning import MissingSource, SourceError
 
 T = TypeVar("T")
 

@@ -37,7 +37,7 @@ RESULT_PIPE_BYTES = 1 << 20
 
 
 def default_workers() -> int:
-    from sign_datasets import settings
+    from sign_datasets.io import settings
     configured = settings.number(WORKERS_ENV, None, int, minimum=1)
     if configured is not None:
         return configured

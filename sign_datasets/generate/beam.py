@@ -23,10 +23,10 @@ from typing import Any
 import tensorflow_datasets as tfds
 from etils import epath
 
-from sign_datasets import guards
-from sign_datasets.cleaning import MAX_EXAMPLES_PER_REASON, Dropped, SplitReport
+from sign_datasets.io import guards
+from sign_datasets.core.cleaning import MAX_EXAMPLES_PER_REASON, Dropped, SplitReport
 from sign_datasets.formats.zip_folders import MAX_LEAKAGE_EXAMPLES
-from sign_datasets.plans import SplitPlan
+from sign_datasets.core.plans import SplitPlan
 
 INSTALL_HINT = "pip install 'sign-datasets[beam]'"
 

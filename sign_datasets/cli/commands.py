@@ -26,7 +26,7 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
 
 def _apply_source(args) -> None:
     if getattr(args, "source_base", None):
-        from sign_datasets import sources
+        from sign_datasets.io import sources
         os.environ[sources.SOURCE_ENV] = args.source_base
         sources.source_base()  # fail now, with the message, if it is unusable
 
@@ -67,26 +67,27 @@ def data_dir_of(args) -> str:
 
 
 def cmd_build(args) -> int:
-    from sign_datasets import catalog, guards
+    from sign_datasets.catalog import registry
+    from sign_datasets.io import guards
     if args.all == bool(args.names):
         print("error: name datasets to build, or --all (not both)", file=sys.stderr)
         return 2
     guards.writable_folder(data_dir_of(args), "data dir")
-    names = catalog.all_dataset_names() if args.all else args.names
+    names = registry.all_dataset_names() if args.all else args.names
     for name in names:
-        catalog.check_name(name)  # a misspelt name is a usage error: before any build
+        registry.check_name(name)  # a misspelt name is a usage error: before any build
     if args.beam:
         # Checked once here: a missing apache-beam or empty options would
         # otherwise fail every dataset the same way.
         try:
-            from sign_datasets import beam
+            from sign_datasets.generate import beam
             beam.pipeline_options(args.beam)
         except (ImportError, ValueError) as error:
             print(f"error: --beam: {error}", file=sys.stderr)
             return 2
-    results = catalog.build_many(names, data_dir=args.data_dir, file_format=args.file_format,
+    results = registry.build_many(names, data_dir=args.data_dir, file_format=args.file_format,
                                  beam_options=args.beam)
-    print(catalog.format_summary(results))
+    print(registry.format_summary(results))
     failed = [r for r in results if r.error]
     for result in failed:
         named = result.error.startswith((result.name, repr(result.name)))
@@ -96,11 +97,11 @@ def cmd_build(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from sign_datasets import catalog
-    from sign_datasets.cleaning import format_report
+    from sign_datasets.catalog import registry
+    from sign_datasets.core.cleaning import format_report
     try:
-        reports = catalog.stored_report(args.name, data_dir=args.data_dir)
-    except catalog.NotBuiltError as error:
+        reports = registry.stored_report(args.name, data_dir=args.data_dir)
+    except registry.NotBuiltError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(format_report(reports, title=f"Cleaning report of {args.name}"))
@@ -108,12 +109,12 @@ def cmd_report(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from sign_datasets import demo
+    from sign_datasets.cli import demo
     return demo.run(out=Path(args.out), scale=args.scale, epochs=args.epochs, seed=args.seed)
 
 
 def cmd_bench(args) -> int:
-    from sign_datasets import bench
+    from sign_datasets.cli import bench
     return bench.run_from_args(args)
 
 
@@ -170,14 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench_parser = commands.add_parser(
         "bench", help="run every benchmark of scripts/ and rewrite docs/BENCHMARKS.md")
-    from sign_datasets.bench import add_arguments as add_bench_arguments
+    from sign_datasets.cli.bench import add_arguments as add_bench_arguments
     add_bench_arguments(bench_parser)
     bench_parser.set_defaults(func=cmd_bench)
 
-    from sign_datasets.catalog_cli import add_commands as add_catalog_commands
+    from sign_datasets.cli.catalog_commands import add_commands as add_catalog_commands
     add_catalog_commands(commands)
 
-    from sign_datasets.training_cli import add_commands as add_training_commands
+    from sign_datasets.cli.training_commands import add_commands as add_training_commands
     add_training_commands(commands)
     return parser
 
@@ -185,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
 def report_error(error: BaseException) -> int | None:
     """Prints the one line for a user's error and returns its exit code (2);
     None for a bug of ours, which the caller re-raises."""
-    from sign_datasets import guards
+    from sign_datasets.io import guards
     line = guards.users_message(error)
     if line is None:
         return None
@@ -195,13 +196,13 @@ def report_error(error: BaseException) -> int | None:
 
 def _check_data_dir(data_dir: str | None) -> None:
     """--data-dir of any command: given, it names a folder (or a remote one)."""
-    from sign_datasets.settings import SettingsError
+    from sign_datasets.io.settings import SettingsError
     if data_dir is None or "://" in data_dir:
         return
     if not data_dir.strip():
         raise SettingsError("--data-dir is empty; give a folder, or leave the option out for "
                             "TFDS's default")
-    from sign_datasets import guards
+    from sign_datasets.io import guards
     guards.no_file_for_folder(data_dir, "--data-dir")
 
 
@@ -216,7 +217,7 @@ def run(make_parser, argv: list[str] | None = None) -> int:
     # can still set the variable themselves.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import sign_datasets
-    from sign_datasets import settings
+    from sign_datasets.io import settings
     try:
         if sign_datasets.startup_error is not None:
             settings.check_all()  # a bad setting is often the cause: name it

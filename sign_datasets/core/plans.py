@@ -10,7 +10,7 @@ record is where the local path meets it (line, entry, member number), so
 "the first" of a group and the first examples of each drop reason come out
 exactly as they do locally.
 
-Nothing here imports Apache Beam; `sign_datasets.beam` runs plans.
+Nothing here imports Apache Beam; `sign_datasets.generate.beam` runs plans.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class LeakageShare:
 
     drop_from_test: bool
     train_plan: "SplitPlan | None" = None
-    # Filled by sign_datasets.beam while the train split's transform expands.
+    # Filled by sign_datasets.generate.beam while the train split's transform expands.
     train_digests: Any = None
 
 

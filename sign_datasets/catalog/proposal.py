@@ -25,8 +25,8 @@ from typing import IO, Iterator
 import numpy as np
 from PIL import Image
 
-from sign_datasets import catalog_file
-from sign_datasets.cleaning import Dropped, SourceError
+from sign_datasets.catalog import schema
+from sign_datasets.core.cleaning import Dropped, SourceError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 SPLIT_ALIASES = {"train": "train", "training": "train", "test": "test", "testing": "test"}
@@ -53,7 +53,7 @@ def local_copy(source: str) -> Iterator[Path]:
     limit of every source download."""
     parts = urllib.parse.urlsplit(source)
     if parts.scheme.lower() in ("http", "https", "gs"):
-        from sign_datasets import fetcher
+        from sign_datasets.io import fetcher
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 downloaded = fetcher.download_source(source, tmp)
@@ -71,7 +71,7 @@ def local_copy(source: str) -> Iterator[Path]:
 
 def _expanded(source: str) -> Path:
     """`source` with `~` and `~user` expanded; an unknown user is a ProposalError."""
-    from sign_datasets.settings import SettingsError, user_path
+    from sign_datasets.io.settings import SettingsError, user_path
     try:
         return user_path("--source", source)
     except SettingsError as error:
@@ -79,7 +79,7 @@ def _expanded(source: str) -> Path:
 
 
 def sha256_of(path: Path) -> str:
-    return catalog_file.sha256_of(path)
+    return schema.sha256_of(path)
 
 
 def _is_grey(image: Image.Image) -> bool:
@@ -167,7 +167,7 @@ def inspect_zip_folders(path: Path, notes: list[str]) -> dict:
 def _sample_image(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Image.Image | None:
     """One member as an image, read under the build's caps (member bytes and
     pixels, checked before decoding); None when it is not one or too large."""
-    from sign_datasets import images
+    from sign_datasets.core import images
 
     if info.file_size > MAX_SAMPLE_BYTES:
         return None
@@ -265,7 +265,8 @@ def inspect_json_urls(stream: IO[bytes], source: str, notes: list[str]) -> dict:
         f"{k} ({v})" for k, v in sorted(labels.items())))
     size, mode = [28, 28], "L"
     try:
-        from sign_datasets import fetcher, sources
+        from sign_datasets.io import fetcher
+        from sign_datasets.io import sources
         # A URL found in a file: the data scope of the URL policy, as builds fetch it.
         data = fetcher.fetch_one(sources.rebase_url(records[0].url))
         size, mode = _first_image(data, notes, records[0].url)
@@ -296,8 +297,8 @@ def inspect_base64_json(stream: IO[bytes], source: str, notes: list[str]) -> dic
 
 def inspect(fmt: str, source: str, member: str | None = None) -> tuple[dict, str, list[str]]:
     """(fields found, sha256 of the source, notes for the reviewer)."""
-    if fmt not in catalog_file.FORMATS:
-        raise ProposalError(f"format {fmt!r} is not one of {', '.join(catalog_file.FORMATS)}")
+    if fmt not in schema.FORMATS:
+        raise ProposalError(f"format {fmt!r} is not one of {', '.join(schema.FORMATS)}")
     notes: list[str] = []
     with local_copy(source) as path:
         sha = sha256_of(path)
@@ -324,7 +325,7 @@ def _toml(value) -> str:
 def location_for(source: str, catalog: Path) -> str:
     """A local source relative to the catalog's folder when beneath it (so a
     shared folder can move), else absolute; URLs as given."""
-    kind = catalog_file.classify_location(source)
+    kind = schema.classify_location(source)
     if kind is None or kind[0] == "url":
         return source
     path = _expanded(kind[1]).resolve()
@@ -376,18 +377,18 @@ def _comment_text(text: str, limit: int = 2000) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 
-def check(text: str, catalog: Path) -> catalog_file.Entry:
+def check(text: str, catalog: Path) -> schema.Entry:
     """Refuses a proposal the catalog would refuse (bad name, roots, clash)."""
     proposed = tomllib.loads(text).get("dataset", [])
     if len(proposed) != 1:  # never: names in it are escaped
         raise ProposalError(f"the proposal holds {len(proposed)} entries, not one")
     raw = proposed[0]
-    existing = catalog_file.load_catalog(catalog) if catalog.exists() else []
-    entry = catalog_file._Checker(catalog, len(existing), raw,
-                                  catalog_file.allowed_roots(catalog)).check()
+    existing = schema.load_catalog(catalog) if catalog.exists() else []
+    entry = schema._Checker(catalog, len(existing), raw,
+                                  schema.allowed_roots(catalog)).check()
     if any(e.name == entry.name for e in existing):
         raise entry.error("name", f"duplicate name: {catalog} already has {entry.name!r}")
-    catalog_file.check_names([entry])
+    schema.check_names([entry])
     return entry
 
 

@@ -79,7 +79,7 @@ def folder_list(name: str, environ: Mapping[str, str] | None = None) -> list[Pat
 
 
 def _fetch_checks() -> list[tuple[str, Callable[[], object]]]:
-    from sign_datasets import fetcher
+    from sign_datasets.io import fetcher
 
     # One variable at a time, so that an error from the fetcher's own parser
     # is tied to the variable that caused it.
@@ -95,7 +95,7 @@ def _fetch_checks() -> list[tuple[str, Callable[[], object]]]:
 
 
 def _source_base() -> str:
-    from sign_datasets import sources
+    from sign_datasets.io import sources
 
     text = raw_value(sources.SOURCE_ENV)
     if text is not None and "://" not in text:
@@ -105,7 +105,10 @@ def _source_base() -> str:
 
 def checks() -> list[tuple[str, Callable[[], object]]]:
     """(variable, the reading module's own parser) for every setting."""
-    from sign_datasets import builder, catalog_file, parallel, sources
+    from sign_datasets.generate import builder
+    from sign_datasets.catalog import schema
+    from sign_datasets.io import parallel
+    from sign_datasets.io import sources
     from sign_datasets.formats import csv_pixels
 
     return [
@@ -113,9 +116,9 @@ def checks() -> list[tuple[str, Callable[[], object]]]:
         (parallel.WORKERS_ENV, parallel.default_workers),
         (builder.SHUFFLE_MEMORY_ENV, builder.shuffle_memory_bytes),
         (csv_pixels.BEAM_RANGE_ENV, csv_pixels.beam_range_bytes),
-        (catalog_file.CATALOG_ENV, catalog_file.catalog_paths_from_env),
-        (catalog_file.ALLOWED_ROOTS_ENV,
-         lambda: folder_list(catalog_file.ALLOWED_ROOTS_ENV)),
+        (schema.CATALOG_ENV, schema.catalog_paths_from_env),
+        (schema.ALLOWED_ROOTS_ENV,
+         lambda: folder_list(schema.ALLOWED_ROOTS_ENV)),
     ] + _fetch_checks()
 
 

@@ -1,7 +1,7 @@
 """The `train`, `evaluate` and `predict` commands of `sign-datasets`.
 
 `add_commands` adds them to the main CLI's subcommands. `python -m
-sign_datasets.training_cli` runs them on their own. TensorFlow is imported
+sign_datasets.cli.training_commands` runs them on their own. TensorFlow is imported
 only once a command runs, so `--help` stays instant.
 """
 
@@ -17,7 +17,7 @@ BACKBONE_CHOICES = ("mobilenet_v2", "inception_v3")
 
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors whose message tells the user what to do; no traceback for them."""
-    from sign_datasets.cleaning import Dropped
+    from sign_datasets.core.cleaning import Dropped
     from sign_datasets.models.artifacts import ModelFileError
     from sign_datasets.models.data import DataSetupError
     from sign_datasets.models.evaluate import ClassMismatchError
@@ -32,7 +32,7 @@ def _report_user_errors(command):
         try:
             return command(args)
         except _user_errors() as error:
-            from sign_datasets.guards import printable
+            from sign_datasets.io.guards import printable
             line = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
             print(f"error: {printable(line)}", file=sys.stderr)
             return 2
@@ -177,14 +177,14 @@ def add_commands(subparsers) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m sign_datasets.training_cli",
+    parser = argparse.ArgumentParser(prog="python -m sign_datasets.cli.training_commands",
                                      description="Train, evaluate and use the course's models.")
     add_commands(parser.add_subparsers(dest="command", required=True))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sign_datasets.cli import run
+    from sign_datasets.cli.commands import run
     return run(build_parser, argv)
 
 

@@ -24,8 +24,8 @@ import zipfile
 import zlib
 from typing import Iterator
 
-from sign_datasets import sources
-from sign_datasets.cleaning import SourceError, SplitReport
+from sign_datasets.io import sources
+from sign_datasets.core.cleaning import SourceError, SplitReport
 
 # What zipfile and its decompressors raise for a damaged member: a bad CRC,
 # a broken deflate/bzip2/LZMA stream, or a file cut short.
@@ -103,8 +103,9 @@ class _SourceZip(zipfile.ZipFile):
     """A ZipFile over a stream we opened, which it closes with itself."""
 
     def __init__(self, stream):
-        super().__init__(stream)
+        # Set first: ZipFile.__init__ may fail, and __del__ then calls close().
         self.source_stream = stream
+        super().__init__(stream)
 
     def close(self) -> None:
         try:
@@ -323,7 +324,7 @@ def os_problem(error: OSError) -> str | None:
 
 def no_file_for_folder(path, what: str) -> None:
     """Refuses a file where a folder (existing or to be made) is named."""
-    from sign_datasets.settings import SettingsError
+    from sign_datasets.io.settings import SettingsError
     if os.path.exists(path) and not os.path.isdir(path):
         raise SettingsError(f"{what} {path}: is a file, not a folder; choose a folder")
 
@@ -335,7 +336,7 @@ def writable_folder(path, what: str) -> None:
     long for the file system then fails with one line before any download,
     instead of deep inside TFDS. Remote folders (gs://...) are left to TFDS.
     """
-    from sign_datasets.settings import SettingsError
+    from sign_datasets.io.settings import SettingsError
     path = os.fspath(path)
     if "://" in path:
         return
@@ -354,16 +355,17 @@ def users_errors() -> tuple[type[BaseException], ...]:
     from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
     from tensorflow_datasets.core.registered import DatasetNotFoundError
 
-    from sign_datasets import catalog_file, fetcher
-    from sign_datasets.catalog_new import ProposalError
-    from sign_datasets.settings import SettingsError
-    from sign_datasets.sources import SourceConfigError
-    errors = (SourceError, SourceConfigError, SettingsError, catalog_file.CatalogError,
-              catalog_file.PathRefused, ProposalError, fetcher.Refused, DatasetNotFoundError,
+    from sign_datasets.catalog import schema
+    from sign_datasets.io import fetcher
+    from sign_datasets.catalog.proposal import ProposalError
+    from sign_datasets.io.settings import SettingsError
+    from sign_datasets.io.sources import SourceConfigError
+    errors = (SourceError, SourceConfigError, SettingsError, schema.CatalogError,
+              schema.PathRefused, ProposalError, fetcher.Refused, DatasetNotFoundError,
               NonMatchingChecksumError, DiskFullError)
     # Not imported here: catalog.py imports the builders, which may be what
     # failed; its errors exist only once it is loaded.
-    catalog = sys.modules.get("sign_datasets.catalog")
+    catalog = sys.modules.get("sign_datasets.catalog.registry")
     if catalog is not None:
         errors += (catalog.UnknownDatasetError, catalog.NotBuiltError)
     return errors

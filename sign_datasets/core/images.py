@@ -64,7 +64,7 @@ def decode_upright(data: bytes, mode: str, where: str = "",
     (TensorFlow's) show unturned, must not be stored as they are."""
     from PIL import UnidentifiedImageError
 
-    from sign_datasets.cleaning import Dropped
+    from sign_datasets.core.cleaning import Dropped
 
     try:
         with warnings.catch_warnings():

@@ -20,14 +20,15 @@ from typing import Iterator
 import numpy as np
 import tensorflow_datasets as tfds
 
-from sign_datasets import fetcher, sources
-from sign_datasets.builder import CleanedBuilder, raw_image_feature
-from sign_datasets.catalog_file import (Entry, PathRefused, Source, allowed_roots, open_beneath,
+from sign_datasets.io import fetcher
+from sign_datasets.io import sources
+from sign_datasets.generate.builder import CleanedBuilder, raw_image_feature
+from sign_datasets.catalog.schema import (Entry, PathRefused, Source, allowed_roots, open_beneath,
                                         sha256_of, source_path)
-from sign_datasets.cleaning import Dropped, MissingSource, SourceError
+from sign_datasets.core.cleaning import Dropped, MissingSource, SourceError
 from sign_datasets.formats import base64_json, csv_pixels, json_urls
 from sign_datasets.formats.zip_folders import FolderConfig, ImageFolderBuilder
-from sign_datasets.plans import positioned
+from sign_datasets.core.plans import positioned
 
 
 class ChecksumMismatch(SourceError):
@@ -163,7 +164,7 @@ def project_folder_builder(name: str) -> type:
     catalog.toml: version, release notes, configs, homepage, archive, classes
     and mode. The builder in builders/<name>/ subclasses it and adds only
     what the catalog cannot say (a docstring, special features)."""
-    from sign_datasets.catalog_file import project_entry
+    from sign_datasets.catalog.schema import project_entry
 
     entry = project_entry(name)
     attrs = {

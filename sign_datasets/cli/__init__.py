@@ -1,0 +1,3 @@
+"""The `sign-datasets` command line."""
+
+from sign_datasets.cli.commands import main  # noqa: F401  (the console script's entry point)

@@ -1,0 +1,1 @@
+"""What cleaning is: records, rules and their accounting, plans, labels and images."""

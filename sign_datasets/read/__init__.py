@@ -1,0 +1,1 @@
+"""Reading built datasets: the training pipeline and pictures of examples."""
