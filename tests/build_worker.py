@@ -28,10 +28,11 @@ def hook_generation(kill_split: str | None, kill_after: int, pause_split: str | 
                     pause_seconds: float) -> None:
     from sign_datasets.generate.builder import CleanedBuilder
 
-    original = CleanedBuilder.cleaned_examples
+    original = CleanedBuilder._local_examples
 
-    def watched(self, split, *args, **kwargs):
-        for count, example in enumerate(original(self, split, *args, **kwargs), start=1):
+    def watched(self, plan):
+        split = plan.split
+        for count, example in enumerate(original(self, plan), start=1):
             if split == pause_split and count == 1:
                 print(f"GENERATING {os.getpid()}", flush=True)
                 time.sleep(pause_seconds)
@@ -39,7 +40,7 @@ def hook_generation(kill_split: str | None, kill_after: int, pause_split: str | 
                 os.kill(os.getpid(), signal.SIGKILL)
             yield example
 
-    CleanedBuilder.cleaned_examples = watched
+    CleanedBuilder._local_examples = watched
 
 
 def main(argv: list[str]) -> int:

@@ -119,8 +119,8 @@ def test_a_bad_setting_is_one_line_naming_variable_and_value(name, value, a_file
 def test_an_empty_setting_is_one_line_naming_it(tmp_path):
     """`X= sign-datasets ...` is refused like any bad value: a forgotten value
     must not silently become the default."""
-    from sign_datasets.io import settings
-    names = [name for name, _ in settings.checks()]
+    from sign_datasets.cli import settings_check
+    names = [name for name, _ in settings_check.checks()]
     assert len(names) >= 14
     for name in ("SIGN_DATASETS_WORKERS", "SIGN_DATASETS_CATALOG", "SIGN_DATASETS_SOURCE"):
         result = run("list", "--data-dir", tmp_path, env={name: " "})
@@ -128,15 +128,15 @@ def test_an_empty_setting_is_one_line_naming_it(tmp_path):
 
 
 def test_every_setting_of_the_package_is_checked_at_start():
-    """A new SIGN_DATASETS_* variable must join settings.checks()."""
-    from sign_datasets.io import settings
-    package = Path(settings.__file__).parents[1]
+    """A new SIGN_DATASETS_* variable must join settings_check.checks()."""
+    from sign_datasets.cli import settings_check
+    package = Path(settings_check.__file__).parents[1]
     defined = set()
     for path in package.rglob("*.py"):
         defined |= set(re.findall(r'^[A-Z_]+_ENV = "(SIGN_DATASETS_[A-Z_]+)"', path.read_text(),
                                   re.MULTILINE))
     assert "SIGN_DATASETS_WORKERS" in defined and "SIGN_DATASETS_CATALOG" in defined
-    assert defined <= {name for name, _ in settings.checks()}
+    assert defined <= {name for name, _ in settings_check.checks()}
 
 
 # --- folders that cannot be written ---------------------------------------------------------

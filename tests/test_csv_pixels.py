@@ -7,12 +7,14 @@ counted drop under a named reason, with records == kept + drops.
 from __future__ import annotations
 
 import io
+import zipfile
 
 import numpy as np
 import pytest
 
 from sign_datasets.core.cleaning import SourceError, SplitReport, clean
 from sign_datasets.formats import csv_pixels
+from sign_datasets.generate import local
 from sign_datasets.core.labels import CSV_LABEL_TO_INDEX
 
 HEADER = "label," + ",".join(f"pixel{i}" for i in range(1, 785))
@@ -23,11 +25,11 @@ def row(label, value=7, count=784):
     return ",".join([str(label)] + [str(value)] * count)
 
 
-def read_all(text: str | bytes, workers: int = 1, chunk_rows: int = 4):
+def read_all(text: str | bytes, chunk_rows: int = 4):
     data = text.encode() if isinstance(text, str) else text
     report = SplitReport()
     rows = csv_pixels.read(io.BytesIO(data), SOURCE, csv_pixels.row_rules(CSV_LABEL_TO_INDEX),
-                           workers=workers, chunk_rows=chunk_rows)
+                           chunk_rows=chunk_rows)
     kept = list(clean(rows, [csv_pixels.no_repeats()], report))
     report.check_balance()
     return kept, report
@@ -108,16 +110,36 @@ def test_overlong_line_is_dropped_without_reading_it_whole(monkeypatch):
     assert [r.label for r in kept] == [1, 2]
 
 
-def test_parallel_and_serial_reads_agree():
+@pytest.mark.parametrize("in_zip", [False, True])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_plan_on_the_local_runner_reads_as_one_serial_pass(tmp_path, in_zip, workers):
+    """The plan's byte ranges, read on several processes (each continuing its
+    own stream of a zip member), give the rows, drops and order of one serial
+    read: ranges of 5 KB cut through lines."""
     rng = np.random.default_rng(3)
     lines = [HEADER]
     for i in range(60):
         label = [0, 1, 2, 3, 4, 5, 6, 7, 8, 10][i % 10]
         lines.append(",".join([str(label)] + [str(v) for v in rng.integers(0, 256, 784)]))
     lines[17] = ",".join(["3"] + ["fwefew"] * 784)
+    lines[30] = lines[29]
     text = "\n".join(lines) + "\n"
-    serial, serial_report = read_all(text, workers=1, chunk_rows=7)
-    parallel, parallel_report = read_all(text, workers=2, chunk_rows=7)
-    assert serial_report.to_dict() == parallel_report.to_dict()
+    serial, serial_report = read_all(text, chunk_rows=7)
+    if in_zip:
+        path = tmp_path / "rows.zip"
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("data/rows.csv", text)
+        file = csv_pixels.CsvFile(str(path), "data/rows.csv", SOURCE)
+    else:
+        path = tmp_path / "rows.csv"
+        path.write_text(text)
+        file = csv_pixels.CsvFile(str(path), None, SOURCE)
+    plan = csv_pixels.plan("d", "train", [file], csv_pixels.row_rules(CSV_LABEL_TO_INDEX),
+                           lambda row: (row.line, row), range_bytes=5000)
+    assert len(plan.work) > 20
+    outcome = local.Outcome(SplitReport())
+    kept = [row for _, row in local.examples(plan, outcome, workers=workers)]
+    assert outcome.report.to_dict() == serial_report.to_dict()
+    assert serial_report.drops == {"non_numeric_cell": 1, "duplicate_row": 1}
     assert ([(r.line, r.label, r.pixels.tobytes()) for r in serial]
-            == [(r.line, r.label, r.pixels.tobytes()) for r in parallel])
+            == [(r.line, r.label, r.pixels.tobytes()) for r in kept])

@@ -22,8 +22,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 import sign_datasets  # noqa: F401  (registers the builders)
-from sign_datasets.io.fetcher import TooManyFailures
-from sign_datasets.io.guards import DiskFullError
+from sign_datasets.generate.safety import DiskFullError
+from sign_datasets.io.failed_share import TooManyFailures
 
 from conftest import quiet_env
 

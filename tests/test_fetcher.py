@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from sign_datasets.io.failed_share import TooManyFailures, check_failed_share, max_failed_share
+from sign_datasets.io.fetch_settings import FetchSettings
 from sign_datasets.io.fetcher import (
     CONNECTION_FAILED,
     HTTP_ERROR,
@@ -26,15 +28,10 @@ from sign_datasets.io.fetcher import (
     TIMEOUT,
     TOO_LARGE,
     TOO_MANY_REDIRECTS,
-    FetchConfigError,
     Fetcher,
-    FetchSettings,
-    Refused,
-    UrlPolicy,
-    check_failed_share,
-    max_failed_share,
-    TooManyFailures,
 )
+from sign_datasets.io.settings import FetchConfigError
+from sign_datasets.io.url_policy import Refused, UrlPolicy
 from sign_datasets.replica import ReplicaServer, json_entries
 from sign_datasets.io.url_cache import UrlCache
 

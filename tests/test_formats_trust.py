@@ -24,12 +24,8 @@ import sign_datasets  # noqa: F401  (registers the builders)
 from sign_datasets.core import images
 from sign_datasets.core.cleaning import Dropped, SourceError, SplitReport, clean, screen
 from sign_datasets.formats import base64_json, csv_pixels
-from sign_datasets.formats.zip_folders import (
-    FolderConfig,
-    ImageFolderBuilder,
-    LayoutError,
-    scan_archive,
-)
+from sign_datasets.formats.zip_folders import LayoutError, scan_archive
+from sign_datasets.generate.folder_builder import FolderConfig, ImageFolderBuilder
 from sign_datasets.core.labels import CSV_LABEL_TO_INDEX
 
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
@@ -430,8 +426,7 @@ HEADER = "label," + ",".join(f"pixel{i}" for i in range(1, 785))
 
 def read_csv(data: bytes) -> tuple[list, SplitReport]:
     report = SplitReport()
-    rows = csv_pixels.read(io.BytesIO(data), "big.csv", csv_pixels.row_rules(CSV_LABEL_TO_INDEX),
-                           workers=1)
+    rows = csv_pixels.read(io.BytesIO(data), "big.csv", csv_pixels.row_rules(CSV_LABEL_TO_INDEX))
     kept = list(clean(rows, [csv_pixels.no_repeats()], report))
     report.check_balance()
     return kept, report

@@ -55,7 +55,7 @@ def csv_outcomes(lines: list[bytes], chunk_rows: int) -> tuple[list, SplitReport
     data = HEADER + b"\n" + b"\n".join(lines) + b"\n"
     report = SplitReport()
     rows = csv_pixels.read(io.BytesIO(data), "p.csv", csv_pixels.row_rules(LABELS, PIXELS),
-                           shape=SHAPE, workers=1, chunk_rows=chunk_rows)
+                           shape=SHAPE, chunk_rows=chunk_rows)
     kept = [(r.line, "kept", r.label, r.pixels.tobytes())
             for r in clean(rows, [csv_pixels.no_repeats()], report)]
     dropped = [(int(where.rsplit(":", 1)[1]), reason)
@@ -87,7 +87,7 @@ def test_csv_reader_on_any_bytes_raises_nothing_but_source_errors(data):
     report = SplitReport()
     try:
         rows = csv_pixels.read(io.BytesIO(data), "p.csv", csv_pixels.row_rules(LABELS, PIXELS),
-                               shape=SHAPE, workers=1, chunk_rows=3)
+                               shape=SHAPE, chunk_rows=3)
         list(clean(rows, [csv_pixels.no_repeats()], report))
     except SourceError as error:
         assert str(error).startswith("p.csv")
@@ -166,7 +166,8 @@ json_line = st.one_of(
 @FAST
 @given(lines=st.lists(json_line, max_size=8), crlf=st.booleans())
 def test_json_lines_reader_and_fetch_account_for_every_record(lines, crlf, tmp_path_factory):
-    from sign_datasets.io.fetcher import Fetcher, FetchSettings
+    from sign_datasets.io.fetch_settings import FetchSettings
+    from sign_datasets.io.fetcher import Fetcher
 
     data = (b"\r\n" if crlf else b"\n").join(lines)
     source = tmp_path_factory.getbasetemp() / "json-source"

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from sign_datasets.io import url_cache
-from sign_datasets.io.fetcher import Fetcher, FetchSettings
+from sign_datasets.io.fetch_settings import FetchSettings
+from sign_datasets.io.fetcher import Fetcher
 from sign_datasets.replica import ReplicaServer, json_entries
 from sign_datasets.io.url_cache import PACKS, UrlCache
 

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from sign_datasets.io import fetcher
-from sign_datasets.io.fetcher import (
-    CATALOG, DATA, REFUSED, TIMEOUT, FetchConfigError, Fetcher, FetchSettings, Refused,
-    SourceDownloadError, UrlPolicy,
-)
+from sign_datasets.io import downloads, fetch_settings, sources
+from sign_datasets.io.downloads import SourceDownloadError
+from sign_datasets.io.fetch_settings import FetchSettings
+from sign_datasets.io.fetcher import REFUSED, SERVER_ERROR, TIMEOUT, Fetcher
+from sign_datasets.io.settings import FetchConfigError
+from sign_datasets.io.url_policy import CATALOG, DATA, Refused, RefusedAddress, UrlPolicy
 
 FAST = dict(workers=2, connect_timeout=0.5, read_timeout=0.5, retries=1, backoff_factor=0.01,
             progress=False)
@@ -139,10 +140,10 @@ sources = [{{ location = "{location}", split = "train"{sha} }}]
 
 
 def register(tmp_path: Path, text: str) -> Path:
-    from sign_datasets.catalog import schema
+    from sign_datasets.catalog import teams
     catalog = tmp_path / f"catalog-{hashlib.sha256(text.encode()).hexdigest()[:8]}.toml"
     catalog.write_text(text)
-    schema.register_file(catalog)
+    teams.register_file(catalog)
     return catalog
 
 
@@ -306,7 +307,7 @@ def test_gs_sources_are_refused_unless_the_bucket_is_allowed(env, tmp_path):
     assert "add gs://team-bucket to SIGN_DATASETS_ALLOWED_HOSTS" in message
     env.setenv("SIGN_DATASETS_ALLOWED_HOSTS", "gs://other-bucket")
     with pytest.raises(SourceDownloadError, match="add gs://team-bucket to"):
-        fetcher.download_source("gs://team-bucket/shapes.csv", tmp_path / "downloads")
+        downloads.download_source("gs://team-bucket/shapes.csv", tmp_path / "downloads")
 
 
 def test_credentials_in_a_url_are_refused_and_not_repeated(origin, env, tmp_path):
@@ -314,7 +315,7 @@ def test_credentials_in_a_url_are_refused_and_not_repeated(origin, env, tmp_path
     origin.routes["/x.csv"] = shapes_csv()
     url = f"http://someone:hunter2@127.0.0.1:{origin.port}/x.csv"
     with pytest.raises(SourceDownloadError) as refused:
-        fetcher.download_source(url, tmp_path / "downloads")
+        downloads.download_source(url, tmp_path / "downloads")
     assert "credentials" in str(refused.value) and "hunter2" not in str(refused.value)
     # Nor in a redirect: the hop is refused before any request.
     origin.redirect("/to-creds", f"http://someone:hunter2@127.0.0.1:{origin.port}/x.csv")
@@ -362,14 +363,14 @@ def test_a_name_resolving_to_loopback_is_refused_at_connect_time(origin, env, tm
     # The URL's text names no special address: only the socket shows it.
     assert UrlPolicy("https://storage.googleapis.com/platzi-tf2/", scope=CATALOG).check(url) is None
     with pytest.raises(SourceDownloadError) as refused:
-        fetcher.download_source(url, tmp_path / "downloads")
+        downloads.download_source(url, tmp_path / "downloads")
     message = str(refused.value)
     assert f"{name} port {origin.port} resolved to loopback address" in message
     assert "refused at connect time" in message and "SIGN_DATASETS_ALLOWED_HOSTS" in message
     assert origin.paths == []
     # The user may allow the name; then it is fetched.
     env.setenv("SIGN_DATASETS_ALLOWED_HOSTS", name)
-    assert fetcher.download_source(url, tmp_path / "downloads").read_bytes() == shapes_csv()
+    assert downloads.download_source(url, tmp_path / "downloads").read_bytes() == shapes_csv()
     assert origin.paths == ["/shapes.csv"]
 
 
@@ -385,7 +386,7 @@ def test_a_redirect_to_a_name_resolving_to_loopback_is_refused_for_images(origin
         assert fetch.fetch(origin.base_url + "a.png").read_bytes() == b"x"
     # ...but a peer check refuses a cloud-metadata address reached through it.
     policy = UrlPolicy(origin.base_url, [name])
-    with pytest.raises(fetcher.RefusedAddress, match="cloud metadata endpoint 169.254.169.254"):
+    with pytest.raises(RefusedAddress, match="cloud metadata endpoint 169.254.169.254"):
         policy.check_peer("http", name, 80, ("169.254.169.254", 80))
     policy.check_peer("http", name, 80, ("127.0.0.1", 80))
 
@@ -452,7 +453,7 @@ def test_the_deadline_covers_retries_and_retry_after(origin, tmp_path):
         result = fetch.fetch(origin.base_url + "busy")
         elapsed = time.monotonic() - started
     # The last 503, or the deadline met before it: either way within the limit.
-    assert result.reason in (TIMEOUT, fetcher.SERVER_ERROR) and elapsed < 1.5
+    assert result.reason in (TIMEOUT, SERVER_ERROR) and elapsed < 1.5
     assert "TOPSECRET" not in result.detail
 
 
@@ -462,7 +463,7 @@ def test_a_source_download_has_its_own_time_limit(origin, env, tmp_path):
     origin.routes["/slow.csv"] = _trickle_body
     started = time.monotonic()
     with pytest.raises(SourceDownloadError) as slow:
-        fetcher.download_source(origin.base_url + "slow.csv", tmp_path / "downloads")
+        downloads.download_source(origin.base_url + "slow.csv", tmp_path / "downloads")
     assert time.monotonic() - started < 1.5
     assert "(timeout: not complete in 1 s); a slow server may need more time: raise " \
            "SIGN_DATASETS_SOURCE_TIMEOUT" in str(slow.value)
@@ -474,11 +475,11 @@ def test_a_source_download_has_its_own_size_cap(origin, env, tmp_path):
     env.setenv("SIGN_DATASETS_SOURCE_MAX_BYTES", "100")
     origin.routes["/big.csv"] = shapes_csv()
     with pytest.raises(SourceDownloadError, match=r"over the 100-byte cap\); .*SIGN_DATASETS_SOURCE_MAX_BYTES"):
-        fetcher.download_source(origin.base_url + "big.csv", tmp_path / "downloads")
+        downloads.download_source(origin.base_url + "big.csv", tmp_path / "downloads")
     # The fetch cap of images does not apply to sources.
     env.delenv("SIGN_DATASETS_SOURCE_MAX_BYTES")
     env.setenv("SIGN_DATASETS_FETCH_MAX_BYTES", "100")
-    path = fetcher.download_source(origin.base_url + "big.csv", tmp_path / "downloads")
+    path = downloads.download_source(origin.base_url + "big.csv", tmp_path / "downloads")
     assert path.read_bytes() == shapes_csv()
 
 
@@ -496,7 +497,7 @@ def test_errors_do_not_repeat_what_a_server_sent(origin, env, tmp_path):
     origin.routes["/error.csv"] = lambda h: h._send(500, b"TOPSECRET-TOKEN stack trace")
     for name in ("chunk.csv", "error.csv"):
         with pytest.raises(SourceDownloadError) as failed:
-            fetcher.download_source(origin.base_url + name, tmp_path / "downloads")
+            downloads.download_source(origin.base_url + name, tmp_path / "downloads")
         assert "TOPSECRET" not in str(failed.value), str(failed.value)
         assert str(failed.value).startswith(origin.base_url + name)
 
@@ -508,14 +509,14 @@ def test_a_second_build_downloads_nothing(origin, env, tmp_path):
     origin.routes["/shapes.csv"] = shapes_csv()
     sha = hashlib.sha256(shapes_csv()).hexdigest()
     register(tmp_path, catalog_entry("team_kept", origin.base_url + "shapes.csv", sha))
-    downloads = tmp_path / "downloads"
-    first = build("team_kept", tmp_path / "first", downloads)
+    download_dir = tmp_path / "downloads"
+    first = build("team_kept", tmp_path / "first", download_dir)
     assert origin.paths == ["/shapes.csv"]
-    second = build("team_kept", tmp_path / "second", downloads)
+    second = build("team_kept", tmp_path / "second", download_dir)
     assert origin.paths == ["/shapes.csv"]
     assert first.info.splits["train"].num_examples == second.info.splits["train"].num_examples == 4
-    (kept,) = [p for p in downloads.rglob("*") if p.is_file()]
-    assert kept.parent.name == fetcher.SOURCES_FOLDER and kept.name.endswith("-shapes.csv")
+    (kept,) = [p for p in download_dir.rglob("*") if p.is_file()]
+    assert kept.parent.name == sources.DOWNLOADS_FOLDER and kept.name.endswith("-shapes.csv")
 
 
 def test_a_download_the_build_cannot_read_is_not_kept(origin, env, tmp_path):
@@ -550,8 +551,8 @@ def test_a_download_with_the_wrong_sha256_is_not_kept(origin, env, tmp_path):
 def test_untrusted_url_text_never_steers_the_download_path(tmp_path):
     for url in ("http://example.org/../../etc/passwd", "http://example.org/%2e%2e%2f%2e%2e%2fx",
                 "http://example.org/a/..%5c..%5cx", "http://example.org/", "http://example.org/.bashrc"):
-        path = fetcher.source_download_path(url, tmp_path)
-        assert path.parent == tmp_path / fetcher.SOURCES_FOLDER, url
+        path = downloads.source_download_path(url, tmp_path)
+        assert path.parent == tmp_path / sources.DOWNLOADS_FOLDER, url
         assert not path.name.split("-", 1)[1].startswith("."), url
 
 
@@ -568,6 +569,6 @@ def test_untrusted_url_text_never_steers_the_download_path(tmp_path):
 ])
 def test_bad_settings_name_the_variable_and_value(name, value):
     with pytest.raises(FetchConfigError) as bad:
-        fetcher.source_settings({name: value})
+        fetch_settings.source_settings({name: value})
     message = str(bad.value)
     assert "\n" not in message and name in message and repr(value.strip())[1:-1] in message

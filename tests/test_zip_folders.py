@@ -28,12 +28,8 @@ from PIL import Image
 
 import sign_datasets  # noqa: F401  (registers the builders)
 from sign_datasets.core.cleaning import Dropped, SourceError
-from sign_datasets.formats.zip_folders import (
-    ArchiveLimits,
-    LayoutError,
-    ZipBombError,
-    scan_archive,
-)
+from sign_datasets.formats.zip_folders import LayoutError, scan_archive
+from sign_datasets.io.archives import ArchiveLimits, ZipBombError
 from sign_datasets.core.labels import SIGN_LETTERS
 
 from conftest import quiet_env
@@ -560,9 +556,9 @@ def test_a_file_that_is_not_a_zip_is_a_clear_error(tmp_path, monkeypatch):
 
 def _read_members(path: str, indices: list[int]) -> list[tuple[bool, bytes]]:
     """(whether the scan's directory was reused, member bytes), in any process."""
-    from sign_datasets.formats import zip_folders
-    zf = zip_folders._zip_for_this_process(path)
-    parsed = zip_folders._PARSED_DIRECTORIES.get(path)
+    from sign_datasets.io import archives
+    zf = archives.zip_for_this_process(path)
+    parsed = archives._PARSED_DIRECTORIES.get(path)
     reused = parsed is not None and zf is parsed[0]
     return [(reused, zf.read(zf.infolist()[i])) for i in indices]
 
@@ -581,12 +577,11 @@ def test_forked_workers_read_through_the_scanned_directory(tmp_path):
     sign-language zip, per worker and split): the build process and its
     workers read every member through the scan's ZipFile, byte for byte;
     a zip replaced since the scan is parsed anew."""
-    from sign_datasets.io import parallel
-    from sign_datasets.formats import zip_folders
+    from sign_datasets.io import archives, parallel
 
     path = tmp_path / "a.zip"
     members = _zip_of_random_members(path, 40, 300)
-    infos = zip_folders._open_directory(path, "a.zip", zip_folders.ArchiveLimits())
+    infos = archives.open_directory(path, "a.zip", archives.ArchiveLimits())
 
     read_all = functools.partial(_read_members, str(path))
     chunks = [list(range(start, start + 8)) for start in range(0, 40, 8)]
@@ -596,7 +591,7 @@ def test_forked_workers_read_through_the_scanned_directory(tmp_path):
                for item in chunk]
         assert all(reused for reused, _ in got)
         assert [data for _, data in got] == [members[info.filename] for info in infos]
-        zip_folders.release_archive(str(path))
+        archives.release_archive(str(path))
 
     with zipfile.ZipFile(path, "w") as zf:  # replaced: another size
         zf.writestr("Train/A/0.bin", b"new")
@@ -610,14 +605,13 @@ def test_processes_reading_one_descriptor_leave_its_shared_offset_alone(tmp_path
     processes: reads must never move it (each reads at a position of its own),
     or one process's seek would land another's read in the wrong member."""
     import os
-    from sign_datasets.io import parallel
-    from sign_datasets.formats import zip_folders
+    from sign_datasets.io import archives, parallel
 
     path = tmp_path / "a.zip"
     members = _zip_of_random_members(path, 64, 20_000)
-    infos = zip_folders._open_directory(path, "a.zip", zip_folders.ArchiveLimits())
+    infos = archives.open_directory(path, "a.zip", archives.ArchiveLimits())
     assert _read_members(str(path), [0]) == [(True, members[infos[0].filename])]
-    descriptor = zip_folders._PARSED_DIRECTORIES[str(path)][1].fileno()
+    descriptor = archives._PARSED_DIRECTORIES[str(path)][1].fileno()
     os.lseek(descriptor, 12_345, os.SEEK_SET)
     try:
         chunks = [list(range(start, start + 4)) for start in range(0, 64, 4)]
@@ -627,9 +621,9 @@ def test_processes_reading_one_descriptor_leave_its_shared_offset_alone(tmp_path
         assert [data for _, data in got] == [members[info.filename] for info in infos]
         assert os.lseek(descriptor, 0, os.SEEK_CUR) == 12_345
     finally:
-        zip_folders.release_archive(str(path))
+        archives.release_archive(str(path))
     with pytest.raises(ValueError, match="released"):
-        zip_folders._PARSED_DIRECTORIES[str(path)][1].fileno()
+        archives._PARSED_DIRECTORIES[str(path)][1].fileno()
 
 
 def _outcomes(records) -> list[tuple]:
@@ -638,43 +632,49 @@ def _outcomes(records) -> list[tuple]:
             else (r.key, r.label, r.encoded, r.raw_shape, r.digest) for r in records]
 
 
-def test_one_pool_reads_the_splits_in_turn_as_each_alone(messy):
-    """SplitReader decodes train then test on one pool (the next split's first
-    chunks while TFDS writes the last one's shards); each split's records,
-    drops included, are those read_split gives for it, with 1 or 2 workers,
-    in TFDS's order, in the other order, or after a split left half read."""
+def _plan_outcomes(plan, workers) -> list[tuple]:
+    from sign_datasets.generate import local
+    return _outcomes(record for _, record in local.positioned_records(plan, workers))
+
+
+def test_the_local_runner_reads_each_split_as_one_serial_pass(messy):
+    """A split's plan read on 1 or 2 processes gives the records, drops
+    included, of one serial pass over its members, in member order; in any
+    split order, and after a split was left half read."""
     from sign_datasets.formats import zip_folders
     from sign_datasets.core.labels import SIGN_LETTERS
 
     archive = zip_folders.scan_archive(messy / SIGN_ZIP, SIGN_LETTERS)
     spec = zip_folders.DecodeSpec(mode="L", size=(28, 28), raw=True)
-    alone = {split: _outcomes(zip_folders.read_split(archive, split, spec, workers=1))
-             for split in ("train", "test")}
-    assert any(o[0] == "dropped" for o in alone["train"]) and len(alone["test"]) == 7
-
+    serial = {split: _outcomes(zip_folders.read_chunk(archive.records[split], str(archive.path),
+                                                      archive.source, spec))
+              for split in ("train", "test")}
+    assert any(o[0] == "dropped" for o in serial["train"]) and len(serial["test"]) == 7
+    plans = zip_folders.split_plans("d", archive, spec, drop_leaked_from_test=False)
     for workers in (1, 2):
-        reader = zip_folders.SplitReader(archive, spec, ("train", "test"), workers)
-        assert {split: _outcomes(reader.read(split)) for split in ("train", "test")} == alone
-
-        reader = zip_folders.SplitReader(archive, spec, ("train", "test"), workers)
-        assert _outcomes(reader.read("test")) == alone["test"]
-        assert _outcomes(reader.read("train")) == alone["train"]
-
-        reader = zip_folders.SplitReader(archive, spec, ("train", "test"), workers)
-        half = reader.read("train")
-        assert _outcomes([next(half) for _ in range(3)]) == alone["train"][:3]
+        assert _plan_outcomes(plans["test"], workers) == serial["test"]
+        assert _plan_outcomes(plans["train"], workers) == serial["train"]
+        half = _plan_outcomes_lazily(plans["train"], workers)
+        assert [next(half) for _ in range(3)] == serial["train"][:3]
         half.close()
-        assert _outcomes(reader.read("test")) == alone["test"]
+        assert _plan_outcomes(plans["test"], workers) == serial["test"]
+
+
+def _plan_outcomes_lazily(plan, workers):
+    from sign_datasets.generate import local
+    for _, record in local.positioned_records(plan, workers):
+        yield _outcomes([record])[0]
 
 
 def test_long_lived_objects_are_frozen_only_while_a_build_reads(messy):
     """Garbage collection skips the objects alive when reading starts (the
     scan and the decode loop run faster), and every block hands them back:
-    nested blocks, a finished reader and an abandoned one."""
+    nested blocks, a finished read and an abandoned one."""
     import gc
 
     from sign_datasets.formats import zip_folders
     from sign_datasets.core.labels import SIGN_LETTERS
+    from sign_datasets.generate import local
     from sign_datasets.io.parallel import long_lived_objects_frozen
 
     assert gc.get_freeze_count() == 0
@@ -688,15 +688,14 @@ def test_long_lived_objects_are_frozen_only_while_a_build_reads(messy):
     archive = zip_folders.scan_archive(messy / SIGN_ZIP, SIGN_LETTERS)
     assert gc.get_freeze_count() == 0
     spec = zip_folders.DecodeSpec(mode="L", size=(28, 28), raw=True)
+    plans = zip_folders.split_plans("d", archive, spec, drop_leaked_from_test=False)
     for workers in (1, 2):
-        reader = zip_folders.SplitReader(archive, spec, ("train", "test"), workers)
-        train = reader.read("train")
+        train = local.positioned_records(plans["train"], workers)
         next(train)
         assert gc.get_freeze_count() > 0
         list(train)
-        list(reader.read("test"))
         assert gc.get_freeze_count() == 0
-        half = zip_folders.read_split(archive, "test", spec, workers)
+        half = local.positioned_records(plans["test"], workers)
         next(half)
         half.close()
         assert gc.get_freeze_count() == 0
@@ -717,5 +716,5 @@ def test_member_ranges_cover_every_member_once_starting_small():
     assert [start for start, _ in ranges] == [0] + [stop for _, stop in ranges[:-1]]
     assert ranges[-1][1] == len(members)
 
-    big = [ref(i, size=3 * zip_folders.MB) for i in range(5)]
+    big = [ref(i, size=3 * (1 << 20)) for i in range(5)]
     assert list(zip_folders.member_ranges(big)) == [(0, 2), (2, 4), (4, 5)]

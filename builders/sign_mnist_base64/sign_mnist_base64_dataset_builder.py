@@ -2,15 +2,21 @@
 
 import tensorflow_datasets as tfds
 
-from sign_datasets.generate.builder import CleanedBuilder, sign_features
-from sign_datasets.catalog.schema import project_entry
-from sign_datasets.formats import base64_json
+from sign_datasets.catalog.loader import project_entry
 from sign_datasets.core.plans import positioned
+from sign_datasets.formats import base64_json
+from sign_datasets.generate.builder import CleanedBuilder, sign_features
+from sign_datasets.io.archives import open_member
 
 # Version, release notes, configs and sources: sign_datasets/catalog/catalog.toml.
 ENTRY = project_entry("sign_mnist_base64")
 ARCHIVE = ENTRY.sources[0].target
 MEMBER = ENTRY.sources[0].member
+
+
+def _entries(archive):
+    with open_member(archive, MEMBER) as stream:
+        yield from positioned([base64_json.read(stream, f"{ARCHIVE}/{MEMBER}")])
 
 
 class Builder(CleanedBuilder):
@@ -26,18 +32,5 @@ class Builder(CleanedBuilder):
     def _split_generators(self, dl_manager):
         archive = self.download_object(dl_manager, ARCHIVE)
         # The course has no test split for this source.
-        return {"train": self._generate_examples(archive)}
-
-    def _generate_examples(self, archive):
-        if self.generates_on_beam:
-            with self.open_member(archive, MEMBER) as stream:
-                entries = positioned([base64_json.read(stream, f"{ARCHIVE}/{MEMBER}")])
-            return self.beam_examples(base64_json.beam_plan(self.info.full_name, "train", entries))
-        return self._generate_locally(archive)
-
-    def _generate_locally(self, archive):
-        examples = base64_json.SignExamples()
-        with self.open_member(archive, MEMBER) as stream:
-            entries = base64_json.read(stream, f"{ARCHIVE}/{MEMBER}")
-            yield from self.cleaned_examples("train", entries, base64_json.entry_rules(), examples)
-        examples.record(self.info, "train")
+        return {"train": self._generate_examples(
+            base64_json.plan(self.info.full_name, "train", _entries(archive)))}

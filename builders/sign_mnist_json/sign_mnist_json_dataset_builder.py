@@ -5,24 +5,30 @@ import functools
 
 import tensorflow_datasets as tfds
 
-from sign_datasets.io import fetcher
-from sign_datasets.generate.builder import CleanedBuilder, sign_features
-from sign_datasets.catalog.schema import project_entry
-from sign_datasets.formats import json_urls
-from sign_datasets.formats.base64_json import SignExamples
+from sign_datasets.catalog.loader import project_entry
 from sign_datasets.core.plans import positioned
+from sign_datasets.formats import json_urls
+from sign_datasets.generate.builder import CleanedBuilder, sign_features
+from sign_datasets.io import downloads, failed_share
+from sign_datasets.io.archives import open_member
 
 # Version, release notes, configs and sources: sign_datasets/catalog/catalog.toml.
 ENTRY = project_entry("sign_mnist_json")
 ARCHIVE = ENTRY.sources[0].target
 MEMBER = ENTRY.sources[0].member
+SOURCE = f"{ARCHIVE}/{MEMBER}"
 
 
 @dataclasses.dataclass
 class JsonConfig(tfds.core.BuilderConfig):
     # Above this share of failed records the build stops rather than ship a
     # dataset with a hole; SIGN_DATASETS_MAX_FAILED_SHARE overrides it.
-    max_failed_share: float = fetcher.DEFAULT_MAX_FAILED_SHARE
+    max_failed_share: float = failed_share.DEFAULT_MAX_FAILED_SHARE
+
+
+def _records(archive):
+    with open_member(archive, MEMBER) as stream:
+        yield from positioned([json_urls.read(stream, SOURCE)])
 
 
 class Builder(CleanedBuilder):
@@ -40,25 +46,9 @@ class Builder(CleanedBuilder):
 
     def _split_generators(self, dl_manager):
         archive = self.download_object(dl_manager, ARCHIVE)
-        cache = fetcher.download_cache_dir(dl_manager.download_dir)
+        limit = failed_share.max_failed_share(self.builder_config.max_failed_share)
         # The course has no test split for this source.
-        return {"train": self._generate_examples(archive, cache)}
-
-    def _generate_examples(self, archive, cache):
-        source = f"{ARCHIVE}/{MEMBER}"
-        limit = fetcher.max_failed_share(self.builder_config.max_failed_share)
-        if self.generates_on_beam:
-            with self.open_member(archive, MEMBER) as stream:
-                records = positioned([json_urls.read(stream, source)])
-            return self.beam_examples(json_urls.beam_plan(
-                self.info.full_name, "train", records, cache,
-                check=functools.partial(fetcher.check_failed_share, limit=limit, what=source)))
-        return self._generate_locally(archive, cache, source, limit)
-
-    def _generate_locally(self, archive, cache, source, limit):
-        examples = SignExamples()
-        with self.open_member(archive, MEMBER) as stream, fetcher.Fetcher(cache) as fetch:
-            records = json_urls.fetch_records(json_urls.read(stream, source), fetch)
-            yield from self.cleaned_examples("train", records, json_urls.image_rules(), examples)
-        examples.record(self.info, "train")
-        fetcher.check_failed_share(self.cleaning_report()["train"], limit, source)
+        return {"train": self._generate_examples(json_urls.plan(
+            self.info.full_name, "train", _records(archive),
+            downloads.download_cache_dir(dl_manager.download_dir),
+            check=functools.partial(failed_share.check_failed_share, limit=limit, what=SOURCE)))}

@@ -1,22 +1,22 @@
-"""A split described as independent pieces of work, for scale-out generation.
+"""A split described as independent pieces of work: what every format
+module produces and both runners execute.
 
-The local path streams a split through one process (and its decode
-workers) in order; a Beam pipeline cannot rely on any order. A `SplitPlan`
-says what a split is in a form any worker can run: small picklable work
-items, a pure function that turns one item into positioned records, and the
-whole-split rules stated as groupings (repeats share a content digest,
-leaked test images share a digest with a train image). The position of a
-record is where the local path meets it (line, entry, member number), so
-"the first" of a group and the first examples of each drop reason come out
-exactly as they do locally.
-
-Nothing here imports Apache Beam; `sign_datasets.generate.beam` runs plans.
+A `SplitPlan` says what a split is in a form any worker can run: small
+picklable work items, a pure function that turns one item into positioned
+records, and the whole-split rules stated as groupings (repeats share a
+content digest, leaked test images share a digest with a train image). The
+local runner (`generate.local`) reads the items on every core and meets the
+records in work order; Beam (`generate.beam`) meets them in any order and
+sorts by position where order matters. The position of a record is where a
+one-process read meets it (source, line, entry, member number), so "the
+first" of a group and the first examples of each drop reason come out the
+same on both.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 PositionedRecord = tuple[int, Any]
 
@@ -31,7 +31,8 @@ class LeakageShare:
 
     drop_from_test: bool
     train_plan: "SplitPlan | None" = None
-    # Filled by sign_datasets.generate.beam while the train split's transform expands.
+    # The runner's record of train's images: a dict {digest: where} locally,
+    # a PCollection under Beam while the train split's transform expands.
     train_digests: Any = None
 
 
@@ -49,7 +50,9 @@ class SplitPlan:
 
     dataset: str
     split: str
-    work: list
+    # Any iterable: the local runner streams it (memory stays flat), Beam
+    # makes a list of it in the launcher.
+    work: Iterable
     read: Callable[[Any], Iterable[PositionedRecord]]
     to_example: Callable[[Any], tuple[Any, dict]]
     duplicate_content: Callable[[Any], bytes] | None = None
@@ -61,16 +64,25 @@ class SplitPlan:
     # Run in the launcher on the split's report dict once the pipeline is
     # done, before anything is published (as the local path's end-of-split checks).
     check: Callable[[dict], None] | None = None
+    # Called by the local runner once the split is read: closes what `read`
+    # kept open in this process (a zip, an HTTP session).
+    release: Callable[[], None] | None = None
 
 
-def batched(items: Iterable[Any], size: int) -> list[list[Any]]:
-    """Work items of at most `size` elements, in order."""
-    out: list[list[Any]] = []
+# The first test images with a copy in train that the report names.
+MAX_LEAKAGE_EXAMPLES = 10
+
+
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Work items of at most `size` elements, in order, as they are read."""
+    batch: list[Any] = []
     for item in items:
-        if not out or len(out[-1]) >= size:
-            out.append([])
-        out[-1].append(item)
-    return out
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 # A split may read several sources (a team catalog entry's files); records
@@ -86,8 +98,9 @@ def source_position(source_index: int, position: int) -> int:
     return (source_index << SOURCE_SHIFT) | position
 
 
-def positioned(sources: Iterable[Iterable[Any]]) -> list[PositionedRecord]:
-    """(position, record) of every record of a split's sources in order; a
-    record's own position is its `key` (line or entry number)."""
-    return [(source_position(index, record.key), record)
-            for index, records in enumerate(sources) for record in records]
+def positioned(sources: Iterable[Iterable[Any]]) -> Iterator[PositionedRecord]:
+    """(position, record) of every record of a split's sources in order, as
+    they are read; a record's own position is its `key` (line or entry number)."""
+    for index, records in enumerate(sources):
+        for record in records:
+            yield source_position(index, record.key), record

@@ -32,13 +32,14 @@ import binascii
 import dataclasses
 import functools
 import json
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterable, Iterator
 
 import numpy as np
 
 from sign_datasets.core import images
 from sign_datasets.core.cleaning import Dropped, SourceError, screen
 from sign_datasets.core.labels import letter_to_index
+from sign_datasets.core.plans import SplitPlan, batched
 
 # The real file is 677 bytes. The whole file is parsed at once (a pretty-
 # printed object has no record boundaries to stream on), so it is bounded.
@@ -354,41 +355,20 @@ def was_resized(record) -> bool:
 
 
 def screen_batch(batch: list[tuple[int, Any]], rules: list) -> list[tuple[int, Any]]:
-    """(position, screened record) of a batch: the Beam workers' step."""
+    """(position, screened record) of a batch: a worker's step."""
     return [(position, screen(record, rules)) for position, record in batch]
 
 
-def beam_plan(dataset: str, split: str, records: list[tuple[int, Any]], rules: list | None = None,
-              to_example=sign_example, batch: int = 64):
-    """Entries are read (and the files' structure checked) by the launcher,
-    then decoded on the workers in batches. `records` are (position, entry),
-    see `plans.positioned`; `rules` default to the sign datasets' own."""
-    from sign_datasets.core.plans import SplitPlan, batched
+# Resizes keep the record, so they are no drops; they are still changes the
+# user should see, counted beside the cleaning report under this key.
+RESIZED_KEY = "resized"
 
+
+def plan(dataset: str, split: str, records: Iterable[tuple[int, Any]], rules: list | None = None,
+         to_example=sign_example, batch: int = 64) -> SplitPlan:
+    """The entries of `records` ((position, entry) as the files are read, see
+    `plans.positioned`) decoded on the workers in batches; `rules` default
+    to the sign datasets' own."""
     return SplitPlan(dataset=dataset, split=split, work=batched(records, batch),
                      read=functools.partial(screen_batch, rules=rules or entry_rules()),
-                     to_example=to_example, note=was_resized,
-                     note_key=SignExamples.METADATA_KEY)
-
-
-class SignExamples:
-    """Turns kept records into TFDS (key, example) pairs and counts resizes.
-
-    A resize keeps the record, so it is no drop; it is still a change the
-    user should see, recorded beside the cleaning report.
-    """
-
-    METADATA_KEY = "resized"
-
-    def __init__(self):
-        self.resized = 0
-
-    def __call__(self, record) -> tuple[int, dict]:
-        self.resized += was_resized(record)
-        return sign_example(record)
-
-    def record(self, info, split: str) -> None:
-        """Stores {split: count} under info.metadata["resized"]."""
-        counts = dict(info.metadata.get(self.METADATA_KEY, {}))
-        counts[split] = self.resized
-        info.metadata[self.METADATA_KEY] = counts
+                     to_example=to_example, note=was_resized, note_key=RESIZED_KEY)

@@ -9,16 +9,19 @@ pipeline can hand it any slice of the file.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import io
+import os
 from typing import IO, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
 from sign_datasets.core.cleaning import Dropped, DuplicateFilter, SourceError, screen
-from sign_datasets.io.parallel import ordered_map
+from sign_datasets.core.plans import SplitPlan, source_position
+from sign_datasets.io import archives, guards, settings
 
 # A 784-pixel row is under 3.2 KB; a line this long is garbage, and reading it
 # whole would let one bad file exhaust memory.
@@ -137,10 +140,12 @@ def read_header(stream: IO[bytes], source: str, num_pixels: int = 784) -> int:
 
 
 def _chunked_lines(stream: IO[bytes], source: str, line_no: int, chunk_rows: int,
-                   stop_at: int | None = None) -> Iterator[list[tuple[int, bytes]] | Dropped]:
+                   stop_at: int | None = None, cursor: "LineCursor | None" = None,
+                   ) -> Iterator[list[tuple[int, bytes]] | Dropped]:
     """Numbered lines from the stream's position on; `line_no` is the number
     of the line before it. With `stop_at`, no line starting that many bytes
-    or more after the position is read (it belongs to the next byte range)."""
+    or more after the position is read (it belongs to the next byte range).
+    A `cursor` learns how many line ends were read once the lines end."""
     chunk: list[tuple[int, bytes]] = []
     offset = chunk_bytes = 0
     while stop_at is None or offset < stop_at:
@@ -166,6 +171,8 @@ def _chunked_lines(stream: IO[bytes], source: str, line_no: int, chunk_rows: int
         if len(chunk) >= chunk_rows or chunk_bytes >= MAX_CHUNK_BYTES:
             yield chunk
             chunk, chunk_bytes = [], 0
+    if cursor is not None:
+        cursor.line_ends, cursor.consumed = line_no, offset
     if chunk:
         yield chunk
 
@@ -186,6 +193,7 @@ def count_line_ends(stream: IO[bytes], size: int) -> tuple[int, bool]:
 def iter_range_chunks(stream: IO[bytes], source: str, start: int, end: int,
                       chunk_rows: int = CHUNK_ROWS,
                       known: tuple[int, bool] | None = None,
+                      cursor: "LineCursor | None" = None,
                       ) -> Iterator[list[tuple[int, bytes]] | Dropped]:
     """The chunks of the data lines that start at byte `start` up to `end`
     (exclusive) of the file, numbered as `iter_chunks` numbers them.
@@ -199,7 +207,8 @@ def iter_range_chunks(stream: IO[bytes], source: str, start: int, end: int,
     if known is None:
         newlines, at_line_start = count_line_ends(stream, start)
     else:
-        stream.seek(start)
+        if stream.seekable():  # else the caller's stream already stands at start
+            stream.seek(start)
         newlines, at_line_start = known
     line_no, skipped = newlines, 0
     if not at_line_start:
@@ -210,7 +219,10 @@ def iter_range_chunks(stream: IO[bytes], source: str, start: int, end: int,
             skipped += len(rest)
             if not rest or rest.endswith(b"\n"):
                 break
-    yield from _chunked_lines(stream, source, line_no, chunk_rows, stop_at=end - start - skipped)
+    yield from _chunked_lines(stream, source, line_no, chunk_rows, stop_at=end - start - skipped,
+                              cursor=cursor)
+    if cursor is not None:
+        cursor.pos = start + skipped + cursor.consumed
 
 
 def read_chunk(source: str, lines: Sequence[tuple[int, bytes]],
@@ -373,19 +385,20 @@ def repeat_content(row: CheckedRow) -> bytes:
     return row.label.to_bytes(8, "little", signed=True) + row.pixels.tobytes()
 
 
-# --- Beam: the files as byte ranges --------------------------------------------
+# --- the plan: the files as byte ranges --------------------------------------------
 
 BEAM_RANGE_ENV = "SIGN_DATASETS_BEAM_RANGE_BYTES"
-# Each range of a zip member re-inflates it up to its start, so ranges are
-# not tiny: a 80 MB CSV gives 10 ranges and about 400 MB inflated in all
-# (about a second). Plain files seek.
-DEFAULT_BEAM_RANGE_BYTES = 8 << 20
-MAX_BEAM_RANGES = 256
+# Each range of a zip member is met by inflating the member up to its start;
+# a process goes on from where its previous range ended (`_MemberCursor`),
+# so locally each process inflates the member about once. On Beam ranges
+# land anywhere, so they are not tiny: a 80 MB CSV gives 10 ranges and about
+# 400 MB inflated in all (about a second). Plain files seek.
+DEFAULT_RANGE_BYTES = 8 << 20
+MAX_RANGES = 256
 
 
 def beam_range_bytes() -> int:
-    from sign_datasets.io import settings
-    return settings.number(BEAM_RANGE_ENV, DEFAULT_BEAM_RANGE_BYTES, int, minimum=1)
+    return settings.number(BEAM_RANGE_ENV, DEFAULT_RANGE_BYTES, int, minimum=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -399,15 +412,15 @@ class CsvFile:
 
 @dataclasses.dataclass(frozen=True)
 class CsvRange:
-    """A Beam work item: the lines starting in [start, end) of the
-    `index`-th file of the split."""
+    """A work item: the lines starting in [start, end) of the `index`-th
+    file of the split."""
 
     index: int
     file: CsvFile
     start: int
     end: int
     # For a plain file: (line ends before start, whether start follows one),
-    # counted once by the launcher so that workers seek instead of reading.
+    # counted once when the plan is made so that workers seek instead of reading.
     known: tuple[int, bool] | None = None
 
 
@@ -415,44 +428,91 @@ def byte_ranges(start: int, size: int, range_bytes: int) -> list[tuple[int, int]
     """[start, size) cut into consecutive ranges of about `range_bytes`."""
     if size <= start:
         return []
-    count = min(MAX_BEAM_RANGES, max(1, -(-(size - start) // max(1, range_bytes))))
+    count = min(MAX_RANGES, max(1, -(-(size - start) // max(1, range_bytes))))
     step = -(-(size - start) // count)
     return [(at, min(at + step, size)) for at in range(start, size, step)]
 
 
 def open_file(file: CsvFile):
-    from sign_datasets.generate.builder import CleanedBuilder
-
-    from sign_datasets.io import guards
-
     if file.member is not None:
-        return CleanedBuilder.open_member(file.path, file.member)
+        return archives.open_member(file.path, file.member)
     return guards.open_source(file.path)
+
+
+@dataclasses.dataclass
+class LineCursor:
+    """Where a process's open stream of a zip member stands: its byte
+    position and the line ends before it."""
+
+    file: CsvFile
+    stream: IO[bytes]
+    closer: contextlib.ExitStack
+    pos: int = 0
+    line_ends: int = 0
+    consumed: int = 0  # bytes the last run of lines read
+
+
+# This process's open zip member, if any (one at a time: ranges of a split
+# come in file order).
+_MEMBER_CURSOR: dict[int, LineCursor] = {}
+
+
+def _member_at(file: CsvFile, start: int) -> tuple[LineCursor, tuple[int, bool]]:
+    """This process's stream of a zip member, moved on to byte `start`, and
+    (line ends before start, whether start follows one)."""
+    pid = os.getpid()
+    cursor = _MEMBER_CURSOR.get(pid)
+    if cursor is None or cursor.file != file or cursor.pos > start:
+        release_streams()
+        closer = contextlib.ExitStack()
+        stream = closer.enter_context(open_file(file))
+        cursor = _MEMBER_CURSOR[pid] = LineCursor(file, stream, closer)
+    newlines, at_line_start = count_line_ends(cursor.stream, start - cursor.pos)
+    if start == cursor.pos:
+        at_line_start = True  # lines are read to their end, and 0 starts one
+    cursor.pos = start
+    cursor.line_ends += newlines
+    return cursor, (cursor.line_ends, at_line_start)
+
+
+def release_streams() -> None:
+    """Closes this process's open zip member, if any."""
+    cursor = _MEMBER_CURSOR.pop(os.getpid(), None)
+    if cursor is not None:
+        cursor.closer.close()
+
+
+def _range_chunks(work: CsvRange, chunk_rows: int) -> Iterator[list[tuple[int, bytes]] | Dropped]:
+    source = work.file.source
+    if work.file.member is None:
+        with open_file(work.file) as stream:
+            yield from iter_range_chunks(stream, source, work.start, work.end,
+                                         chunk_rows=chunk_rows, known=work.known)
+        return
+    cursor, known = _member_at(work.file, work.start)
+    try:
+        yield from iter_range_chunks(cursor.stream, source, work.start, work.end,
+                                     chunk_rows=chunk_rows, known=known, cursor=cursor)
+    except BaseException:
+        release_streams()
+        raise
 
 
 def read_range(work: CsvRange, rules: list, shape: tuple[int, int, int] = (28, 28, 1),
                chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[int, CheckedRow | Dropped]]:
     """(position, screened row) of the lines starting in a work item's range."""
-    from sign_datasets.core.plans import source_position
-
     source = work.file.source
-    with open_file(work.file) as stream:
-        for chunk in iter_range_chunks(stream, source, work.start, work.end,
-                                       chunk_rows=chunk_rows, known=work.known):
-            if isinstance(chunk, Dropped):
-                yield source_position(work.index, int(chunk.where.rsplit(":", 1)[1])), chunk
-                continue
-            rows = prepare_chunk(chunk, source, rules, shape)
-            yield from zip((source_position(work.index, line_no) for line_no, _ in chunk), rows)
+    for chunk in _range_chunks(work, chunk_rows):
+        if isinstance(chunk, Dropped):
+            yield source_position(work.index, int(chunk.where.rsplit(":", 1)[1])), chunk
+            continue
+        rows = prepare_chunk(chunk, source, rules, shape)
+        yield from zip((source_position(work.index, line_no) for line_no, _ in chunk), rows)
 
 
 def file_ranges(index: int, file: CsvFile, num_pixels: int, range_bytes: int) -> list[CsvRange]:
-    """A file's work items; its header is checked here, in the launcher, as
-    the local path checks it before any row."""
-    import os
-
-    from sign_datasets.io import guards
-
+    """A file's work items; its header is checked here, before any worker
+    starts, as a one-process read checks it before any row."""
     if file.member is not None:
         with open_file(file) as stream:
             data_start = read_header(stream, file.source, num_pixels)
@@ -473,14 +533,11 @@ def file_ranges(index: int, file: CsvFile, num_pixels: int, range_bytes: int) ->
     return ranges
 
 
-def beam_plan(dataset: str, split: str, files: Sequence[CsvFile], rules: list, to_example,
-              shape=(28, 28, 1), drop_repeats: bool = True, range_bytes: int | None = None):
+def plan(dataset: str, split: str, files: Sequence[CsvFile], rules: list, to_example,
+         shape=(28, 28, 1), drop_repeats: bool = True, range_bytes: int | None = None) -> SplitPlan:
     """The split's files as byte ranges, in order; each file's header is
-    checked before any worker starts."""
-    import os
-
-    from sign_datasets.core.plans import SplitPlan
-
+    checked before any worker starts. Exact repeats of a row are dropped
+    unless `drop_repeats` is false."""
     num_pixels = shape[0] * shape[1] * shape[2]
     if range_bytes is None:
         range_bytes = beam_range_bytes()
@@ -491,20 +548,13 @@ def beam_plan(dataset: str, split: str, files: Sequence[CsvFile], rules: list, t
         read=functools.partial(read_range, rules=rules, shape=tuple(shape)),
         to_example=to_example,
         duplicate_content=repeat_content if drop_repeats else None,
-        duplicate_reason="duplicate_row")
+        duplicate_reason="duplicate_row", release=release_streams)
 
 
 def read(stream: IO[bytes], source: str, rules: list, shape=(28, 28, 1),
-         workers: int | None = None, chunk_rows: int = CHUNK_ROWS) -> Iterator[CheckedRow | Dropped]:
-    """Rows of one CSV in file order, screened by `rules`, as uint8 images.
-
-    Chunks are parsed in parallel; the caller applies whole-split rules
-    (repeats) and does the accounting.
-    """
+         chunk_rows: int = CHUNK_ROWS) -> Iterator[CheckedRow | Dropped]:
+    """Rows of one CSV stream in file order, screened by `rules`, as uint8
+    images; whole-split rules (repeats) are the caller's."""
     num_pixels = shape[0] * shape[1] * shape[2]
-    chunks = iter_chunks(stream, source, num_pixels, chunk_rows)
-    work = functools.partial(prepare_chunk, source=source, rules=rules, shape=shape)
-    # The build process parses chunks too, whenever TFDS's writer leaves it
-    # time: one process per core is faster than a process more than cores.
-    for rows in ordered_map(work, chunks, workers, caller_helps=True):
-        yield from rows
+    for chunk in iter_chunks(stream, source, num_pixels, chunk_rows):
+        yield from prepare_chunk(chunk, source, rules, shape)

@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import io
 import json
+import os
 from typing import IO, Any, Callable, Iterable, Iterator
 
 import numpy as np
@@ -22,7 +23,9 @@ import numpy as np
 from sign_datasets.io import sources
 from sign_datasets.core.cleaning import Dropped, SourceError, screen
 from sign_datasets.io.fetcher import Fetcher, FetchResult
-from sign_datasets.formats.base64_json import json_kind, to_sign_pixels, unparsable_json
+from sign_datasets.core.plans import SplitPlan, batched
+from sign_datasets.formats.base64_json import (RESIZED_KEY, json_kind, sign_example, to_sign_pixels,
+                                              unparsable_json, was_resized)
 from sign_datasets.core.labels import letter_to_index
 
 # A real record is about 90 bytes; the fetcher refuses URLs over 4 KB anyway.
@@ -275,34 +278,50 @@ def image_rules() -> list:
     return [fetched_bytes, to_sign_pixels]
 
 
-# --- Beam: the URL list fetched across workers ------------------------------------
+# --- the plan: the URL list fetched in batches across workers ----------------------
+
+# This process's fetchers, one per (cache, base): a split's batches share
+# its connections; `release_fetchers` closes them.
+_FETCHERS: dict[tuple[int, str, str], Fetcher] = {}
+
+
+def _fetcher(cache_dir: str, base: str) -> Fetcher:
+    key = (os.getpid(), cache_dir, base)
+    fetcher = _FETCHERS.get(key)
+    if fetcher is None:
+        fetcher = _FETCHERS[key] = Fetcher(cache_dir, source=base)
+    return fetcher
+
+
+def release_fetchers() -> None:
+    """Closes this process's fetchers."""
+    for key in [key for key in _FETCHERS if key[0] == os.getpid()]:
+        _FETCHERS.pop(key).close()
+
 
 def fetch_batch(batch: list[tuple[int, UrlRecord]], cache_dir: str, base: str,
                 label_rule: Callable[[UrlRecord], UrlRecord] = check_label,
                 rules: list | None = None) -> list[tuple[int, UrlRecord | Dropped]]:
-    """(position, screened record) of a batch, fetched through this worker's
+    """(position, screened record) of a batch, fetched through this process's
     own session and the shared URL cache, so a rebuild fetches nothing again."""
     positions = [position for position, _ in batch]
     rules = rules or image_rules()
-    with Fetcher(cache_dir, source=base) as fetch:
-        fetched = fetch_records((record for _, record in batch), fetch, base, label_rule)
-        return [(position, record if isinstance(record, Dropped) else screen(record, rules))
-                for position, record in zip(positions, fetched)]
+    fetched = fetch_records((record for _, record in batch), _fetcher(cache_dir, base), base,
+                            label_rule)
+    return [(position, record if isinstance(record, Dropped) else screen(record, rules))
+            for position, record in zip(positions, fetched)]
 
 
-def beam_plan(dataset: str, split: str, records: list[tuple[int, UrlRecord]], cache_dir, check,
-              label_rule: Callable[[UrlRecord], UrlRecord] = check_label,
-              rules: list | None = None, to_example=None, batch: int = 256):
-    """The files are read (and their structure checked) by the launcher; the
-    URLs are fetched on the workers in batches. `records` are (position,
-    record), see `plans.positioned`; the label rule, the rules after fetching
-    and the examples default to the sign datasets' own."""
-    from sign_datasets.formats.base64_json import SignExamples, sign_example, was_resized
-    from sign_datasets.core.plans import SplitPlan, batched
-
+def plan(dataset: str, split: str, records: Iterable[tuple[int, UrlRecord]], cache_dir, check,
+         label_rule: Callable[[UrlRecord], UrlRecord] = check_label,
+         rules: list | None = None, to_example=None, batch: int = 256) -> SplitPlan:
+    """The URLs of `records` ((position, record) as the files are read, see
+    `plans.positioned`) fetched in batches on the workers. The label rule,
+    the rules after fetching and the examples default to the sign datasets'
+    own; `check` sees the split's report (the failed share)."""
     base = sources.source_base()
     return SplitPlan(dataset=dataset, split=split, work=batched(records, batch),
                      read=functools.partial(fetch_batch, cache_dir=str(cache_dir), base=base,
                                             label_rule=label_rule, rules=rules),
                      to_example=to_example or sign_example, note=was_resized,
-                     note_key=SignExamples.METADATA_KEY, check=check)
+                     note_key=RESIZED_KEY, check=check, release=release_fetchers)

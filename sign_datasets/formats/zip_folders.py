@@ -16,25 +16,21 @@ can run step 2 on any slice of the member list):
    (bounded), decodes it by content, and encodes what the dataset stores.
    Every step is a plain function of a `FolderImage` that returns it or
    raises `Dropped`, so worker processes can run it.
-3. Rules that must see a whole split (exact duplicates, train/test leakage)
-   run in the main process, in member order, through `CleanedBuilder`.
+3. `plan` states a split as chunks of members for the runners, with the
+   rules that must see a whole split: exact duplicates (on the decoded
+   pixels) and test images with a copy in train.
 
-`ImageFolderBuilder` ties the steps to TFDS; a dataset only declares its
-archive, class names, colour mode and sizes.
+`generate.folder_builder.ImageFolderBuilder` ties them to TFDS.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import errno
 import functools
 import hashlib
 import io
-import itertools
 import lzma
-import os
 import re
-import struct
 import unicodedata
 import zipfile
 import zlib
@@ -43,15 +39,14 @@ from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
-import tensorflow_datasets as tfds
 from PIL import Image
 
-from sign_datasets.io import guards
 from sign_datasets.core import images
-from sign_datasets.generate.builder import ENCODED_IMAGE, RAW_PIXELS, CleanedBuilder, image_features
-from sign_datasets.core.cleaning import Dropped, DuplicateFilter, SourceError, screen
-from sign_datasets.io.parallel import default_workers, long_lived_objects_frozen, ordered_map
+from sign_datasets.core.cleaning import Dropped, SourceError, screen
 from sign_datasets.core.plans import LeakageShare, SplitPlan
+from sign_datasets.io.parallel import long_lived_objects_frozen
+from sign_datasets.io.archives import (MB, ArchiveLimits, ZipBombError, check_declared_sizes,
+                                       open_directory, release_archive, zip_for_this_process)
 
 SPLIT_FOLDER_ALIASES = {"train": "train", "training": "train", "test": "test", "testing": "test",
                         "validation": "validation", "valid": "validation", "val": "validation",
@@ -73,34 +68,9 @@ ARCHIVE_SUFFIXES = frozenset({".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z
 # whole archive is unusable".
 _MEMBER_READ_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError)
 
-MB = 1 << 20
-GB = 1 << 30
-
-
-class ZipBombError(SourceError):
-    """The archive would inflate beyond a safety limit; nothing was inflated."""
-
 
 class LayoutError(SourceError):
     """The archive's folders are not `<split>/<class>/` as the dataset expects."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ArchiveLimits:
-    """Bounds on untrusted archives, checked from the zip directory before any
-    member is inflated. The defaults are far above the course's archives
-    (MalariaCells.zip: 550 MB, 43,400 members; its JPEGs barely compress) and
-    far below what would exhaust a laptop."""
-
-    max_members: int = 500_000
-    # Bounds the memory zipfile needs to parse the directory itself.
-    max_directory_bytes: int = 256 * MB
-    max_member_bytes: int = 256 * MB
-    max_total_bytes: int = 16 * GB
-    # Deflate tops out near 1032:1 and images rarely pass 20:1; members too
-    # small to hurt are exempt, since tiny files compress oddly.
-    max_ratio: float = 200.0
-    ratio_exempt_below: int = 1 * MB
 
 
 class MemberRef(NamedTuple):
@@ -160,48 +130,6 @@ class FolderImage:
 
 
 # --- the zip directory --------------------------------------------------------
-
-_EOCD = b"PK\x05\x06"
-_ZIP64_LOCATOR = b"PK\x06\x07"
-_ZIP64_EOCD = b"PK\x06\x06"
-_EOCD_SIZE = 22
-_MAX_COMMENT = 0xFFFF
-
-
-def read_directory_claims(path: Path, source: str) -> tuple[int, int]:
-    """(member count, directory bytes) as the end-of-directory record declares them.
-
-    Read from the file's last bytes before zipfile parses the directory, so
-    a claimed billion members is refused without building a billion objects.
-    """
-    with guards.open_source(path) as f:
-        size = os.fstat(f.fileno()).st_size
-        tail_start = max(0, size - (_EOCD_SIZE + _MAX_COMMENT))
-        f.seek(tail_start)
-        tail = f.read()
-        at = tail.rfind(_EOCD)
-        if at < 0 or len(tail) - at < _EOCD_SIZE:
-            raise SourceError(f"{source}: not a zip archive (no end-of-directory record); "
-                              "the download may be incomplete or the file is something else.")
-        count, directory_bytes = struct.unpack("<HI", tail[at + 10:at + 16])
-        if count != 0xFFFF and directory_bytes != 0xFFFFFFFF:
-            return count, directory_bytes
-        locator_at = tail_start + at - 20
-        if locator_at < 0:
-            raise SourceError(f"{source}: damaged zip64 end-of-directory record.")
-        f.seek(locator_at)
-        locator = f.read(20)
-        if locator[:4] != _ZIP64_LOCATOR:
-            return count, directory_bytes
-        (record_at,) = struct.unpack("<Q", locator[8:16])
-        if record_at > size - 56:
-            raise SourceError(f"{source}: damaged zip64 end-of-directory record.")
-        f.seek(record_at)
-        record = f.read(56)
-        if record[:4] != _ZIP64_EOCD:
-            raise SourceError(f"{source}: damaged zip64 end-of-directory record.")
-        count64, directory64 = struct.unpack("<QQ", record[32:48])
-        return count64, directory64
 
 
 _DRIVE = re.compile(r"[A-Za-z]:")
@@ -333,36 +261,6 @@ class FolderArchive:
         return {"wrapper": self.wrapper, "split_folders": dict(self.split_folders)}
 
 
-def _check_declared_sizes(source: str, refs: Iterable[MemberRef], archive_bytes: int,
-                          all_compressed: int, limits: ArchiveLimits) -> None:
-    total = 0
-    for ref in refs:
-        hint = ("If the archive is genuine, raise the limit "
-                "(ArchiveLimits in sign_datasets.formats.zip_folders).")
-        if ref.file_size > limits.max_member_bytes:
-            raise ZipBombError(
-                f"{source}: member {ref.name!r} declares {ref.file_size:,} bytes uncompressed, "
-                f"over the {limits.max_member_bytes:,}-byte limit for one image; the build "
-                f"stops before inflating it. {hint}")
-        ratio = ref.file_size / max(ref.compress_size, 1)
-        if ref.file_size >= limits.ratio_exempt_below and ratio > limits.max_ratio:
-            raise ZipBombError(
-                f"{source}: member {ref.name!r} inflates {ref.compress_size:,} bytes into "
-                f"{ref.file_size:,} (ratio {ratio:,.0f}:1, limit {limits.max_ratio:,.0f}:1); "
-                f"this looks like a zip bomb, so the build stops before inflating it. {hint}")
-        total += ref.file_size
-        if total > limits.max_total_bytes:
-            raise ZipBombError(
-                f"{source}: its images declare over {limits.max_total_bytes:,} bytes "
-                f"uncompressed in total; the build stops before inflating them. {hint}")
-    if all_compressed > archive_bytes:
-        # Honest members never share bytes; overlapping ones are how
-        # non-recursive zip bombs multiply one compressed kernel.
-        raise ZipBombError(
-            f"{source}: its members claim {all_compressed:,} compressed bytes in a "
-            f"{archive_bytes:,}-byte file, so they overlap: a zip bomb. The build stops.")
-
-
 def _find_root(candidates: list[tuple[str, ...]], source: str) -> tuple[str, ...]:
     """The folder holding the split folders: the top, or one wrapper folder."""
     def is_split(part: str) -> bool:
@@ -387,26 +285,6 @@ def _find_root(candidates: list[tuple[str, ...]], source: str) -> tuple[str, ...
     top = sorted({p[0] + ("/" if len(p) > 1 else "") for p in candidates})
     raise LayoutError(f"{source}: no split folders found; the zip's top level holds "
                       f"{top[:30]}; expected {expected}.")
-
-
-def _open_directory(path: Path, source: str, limits: ArchiveLimits) -> list[zipfile.ZipInfo]:
-    """The zip's entries, after checking what the end record claims."""
-    count, directory_bytes = read_directory_claims(path, source)
-    if count > limits.max_members:
-        raise ZipBombError(f"{source}: declares {count:,} members, over the limit of "
-                           f"{limits.max_members:,}; the build stops before reading them.")
-    if directory_bytes > limits.max_directory_bytes:
-        raise ZipBombError(f"{source}: its directory declares {directory_bytes:,} bytes, over "
-                           f"the limit of {limits.max_directory_bytes:,}.")
-    try:
-        infos = _remember_directory(str(path)).infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
-        raise SourceError(f"{source}: cannot read the zip directory ({error}); the download "
-                          "may be incomplete. Delete it from the download cache and retry.") from None
-    if len(infos) > limits.max_members:
-        raise ZipBombError(f"{source}: holds {len(infos):,} members, over the limit of "
-                           f"{limits.max_members:,}.")
-    return infos
 
 
 def _find_split_folders(candidates: list[tuple[str, ...]], root: tuple[str, ...],
@@ -486,7 +364,7 @@ def scan_archive(path: Path, class_names: Sequence[str], source: str | None = No
 
 def _scan(path: Path, class_names: Sequence[str], source: str,
           limits: ArchiveLimits) -> FolderArchive:
-    infos = _open_directory(path, source, limits)
+    infos = open_directory(path, source, limits)
 
     junk: dict[str, Counter] = {}
     candidates: list[tuple[int, tuple[str, ...]]] = []
@@ -555,7 +433,7 @@ def _scan(path: Path, class_names: Sequence[str], source: str,
         refs_by_split[split].append(MemberRef(
             index, info.filename, "/".join(parts), split, labels[folded(class_folder)],
             info.file_size, info.compress_size))
-    _check_declared_sizes(source, (r for refs in refs_by_split.values() for r in refs),
+    check_declared_sizes(source, (r for refs in refs_by_split.values() for r in refs),
                           path.stat().st_size, sum(i.compress_size for i in infos), limits)
     return FolderArchive(path=path, source=source, wrapper=root[0] if root else None,
                          split_folders=split_folders,
@@ -566,150 +444,11 @@ def _scan(path: Path, class_names: Sequence[str], source: str,
 
 # --- members -> records (runs in worker processes) -----------------------------
 
-# The ZipFile each process reads an archive through: the scan's, or one it
-# opened itself (never an ordinary file object from before a fork: forked
-# processes share its offset).
-_OPEN_ZIPS: dict[tuple[int, str], zipfile.ZipFile] = {}
-
-
-class _PositionalFile(io.RawIOBase):
-    """A read-only file that reads with os.pread at a position of its own and
-    never moves the descriptor's offset, the one thing a forked process
-    shares with its parent: a ZipFile on it, parsed once, can serve the build
-    process and every decode worker forked from it."""
-
-    def __init__(self, path: str):
-        super().__init__()
-        self.name = path
-        self._pos = 0
-        self._fd: int | None = None
-        self.identity = self.reopen()
-
-    def reopen(self) -> tuple[int, ...]:
-        """Opens the file again if `release` closed it; the identity of the
-        file open now."""
-        if self._fd is None:
-            self._fd = guards.open_source_descriptor(self.name)
-        return _identity(os.fstat(self._fd))
-
-    def release(self) -> None:
-        """Closes the descriptor in this process; `reopen` can open it again."""
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
-
-    def close(self) -> None:
-        self.release()
-        super().close()
-
-    def fileno(self) -> int:
-        if self._fd is None:
-            raise ValueError(f"{self.name}: released")
-        return self._fd
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos}.get(whence)
-        if base is None:
-            base = os.fstat(self.fileno()).st_size
-        if base + offset < 0:  # as a file would: zipfile expects OSError for a short file
-            raise OSError(errno.EINVAL, f"negative seek position {base + offset}")
-        self._pos = base + offset
-        return self._pos
-
-    def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            size = max(0, os.fstat(self.fileno()).st_size - self._pos)
-        data = os.pread(self.fileno(), size, self._pos)
-        self._pos += len(data)
-        return data
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        memoryview(buffer).cast("B")[:len(data)] = data
-        return len(data)
-
-
-def _identity(stat: os.stat_result) -> tuple[int, ...]:
-    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
-
-
-# The directory the scan parsed, on its positional file: a process forked
-# afterwards (a decode worker) reads through it instead of parsing the
-# directory again, which for 35,000 members takes 0.3 s, once per worker
-# and split otherwise.
-_PARSED_DIRECTORIES: dict[str, tuple[zipfile.ZipFile, _PositionalFile]] = {}
-
-
-def _remember_directory(archive_path: str) -> zipfile.ZipFile:
-    """Parses the zip's directory; the ZipFile stays for later readers."""
-    for zf, file in _PARSED_DIRECTORIES.values():  # one archive at a time is enough
-        zf.close()
-        file.close()
-    _PARSED_DIRECTORIES.clear()
-    file = _PositionalFile(archive_path)
-    try:
-        # Buffered as open() would be: a member's header and bytes then come in
-        # one read (unbuffered, reading every member took 10 % longer).
-        zf = zipfile.ZipFile(io.BufferedReader(file))
-    except BaseException:
-        file.close()
-        raise
-    file.release()  # until a reader needs it
-    _PARSED_DIRECTORIES[archive_path] = (zf, file)
-    return zf
-
-
-def _parsed_directory(archive_path: str) -> zipfile.ZipFile | None:
-    """The scan's ZipFile, readable in this process, if the file at
-    `archive_path` is still the one it parsed."""
-    parsed = _PARSED_DIRECTORIES.get(archive_path)
-    if parsed is None:
-        return None
-    zf, file = parsed
-    try:
-        if _identity(os.stat(archive_path)) != file.identity or file.reopen() != file.identity:
-            return None
-    except OSError:
-        return None
-    return zf
-
-
-def _zip_for_this_process(archive_path: str) -> zipfile.ZipFile:
-    key = (os.getpid(), archive_path)
-    zf = _OPEN_ZIPS.get(key)
-    if zf is None:
-        zf = _parsed_directory(archive_path)
-        if zf is None:
-            zf = guards.open_zip(archive_path)
-        _OPEN_ZIPS[key] = zf
-    return zf
-
-
-def release_archive(archive_path: str) -> None:
-    """Closes this process's handle on `archive_path`, if it has one (the
-    scan's directory stays parsed for a later read of the same file)."""
-    archive_path = str(archive_path)
-    zf = _OPEN_ZIPS.pop((os.getpid(), archive_path), None)
-    parsed = _PARSED_DIRECTORIES.get(archive_path)
-    if parsed is not None and zf is parsed[0]:
-        parsed[1].release()
-    elif zf is not None:
-        zf.close()
-
 
 def read_member(image: FolderImage, archive_path: str) -> FolderImage:
     """Rule: inflates the member, never past the size the directory declared."""
     ref = image.member
-    zf = _zip_for_this_process(archive_path)
+    zf = zip_for_this_process(archive_path)
     info = zf.infolist()[ref.index]
     if info.filename != ref.name:
         raise SourceError(f"{image.source}: the zip changed while it was read "
@@ -827,115 +566,7 @@ def member_ranges(members: Sequence[MemberRef | Dropped], max_members: int = 256
         yield start, len(members)
 
 
-# Forked decode workers find a split's members here, by position, instead of
-# receiving them, and send back only what they computed: pickling members out
-# and whole records back costs the main process (which also runs TFDS's
-# writer) about a fifth of its CPU in a parallel build of small images.
-_SPLITS_FOR_WORKERS: dict[int, tuple[FolderArchive, DecodeSpec, bool]] = {}
-_SPLIT_TOKENS = itertools.count()
-
-
-def _decode_range(task: tuple[int, str, int, int]) -> list[tuple | Dropped]:
-    token, split, start, stop = task
-    archive, spec, encode = _SPLITS_FOR_WORKERS[token]
-    records = read_chunk(archive.records[split][start:stop], str(archive.path), archive.source,
-                         spec, encode)
-    return [record if isinstance(record, Dropped)
-            else (record.encoded, record.raw_shape, record.digest, record.keep_original)
-            for record in records]
-
-
-def _decoded(archive: FolderArchive, splits: Sequence[str], spec: DecodeSpec, workers: int,
-             encode: bool) -> Iterator[FolderImage | Dropped]:
-    """The records of `splits`, one split after the other, in member order."""
-    with long_lived_objects_frozen():
-        yield from _decoded_unfrozen(archive, splits, spec, workers, encode)
-
-
-def _decoded_unfrozen(archive: FolderArchive, splits: Sequence[str], spec: DecodeSpec,
-                      workers: int, encode: bool) -> Iterator[FolderImage | Dropped]:
-    try:
-        if workers <= 1:
-            for split in splits:
-                members = archive.records[split]
-                for start, stop in member_ranges(members):
-                    yield from read_chunk(members[start:stop], str(archive.path), archive.source,
-                                          spec, encode)
-            return
-        token = next(_SPLIT_TOKENS)
-        _SPLITS_FOR_WORKERS[token] = (archive, spec, encode)  # before the pool forks
-        try:
-            ranges = [(split, start, stop) for split in splits
-                      for start, stop in member_ranges(archive.records[split])]
-            tasks = [(token, *task) for task in ranges]
-            # The build process decodes too, whenever TFDS's writer leaves it time.
-            decoded = ordered_map(_decode_range, tasks, workers, caller_helps=True)
-            for (split, start, stop), results in zip(ranges, decoded):
-                for member, result in zip(archive.records[split][start:stop], results):
-                    if isinstance(result, Dropped):
-                        yield result
-                    else:
-                        encoded, raw_shape, digest, keep = result
-                        yield FolderImage(member, archive.source, keep_original=keep,
-                                          digest=digest, encoded=encoded, raw_shape=raw_shape)
-        finally:
-            _SPLITS_FOR_WORKERS.pop(token, None)
-    finally:
-        release_archive(str(archive.path))
-
-
-def read_split(archive: FolderArchive, split: str, spec: DecodeSpec, workers: int | None = None,
-               encode: bool = True) -> Iterator[FolderImage | Dropped]:
-    """Records of one split in member order, decoded on every core."""
-    workers = default_workers() if workers is None else workers
-    return _decoded(archive, [split], spec, workers, encode)
-
-
-class SplitReader:
-    """The splits of one archive from one worker pool, in the order given.
-
-    TFDS writes a split's shards after its last example and only then asks
-    for the next split: meanwhile the pool already decodes the first chunks
-    of the next one, and no second pool is forked. A split asked for out of
-    that order (or after an earlier one was left unfinished) is read on its
-    own, as `read_split` does.
-    """
-
-    def __init__(self, archive: FolderArchive, spec: DecodeSpec, order: Sequence[str],
-                 workers: int | None = None):
-        self.archive, self.spec = archive, spec
-        self.workers = default_workers() if workers is None else workers
-        self._pending = list(order)
-        self._stream: Iterator[FolderImage | Dropped] | None = None
-
-    def read(self, split: str) -> Iterator[FolderImage | Dropped]:
-        if not self._pending or self._pending[0] != split:
-            self._abandon()
-            yield from read_split(self.archive, split, self.spec, self.workers)
-            return
-        if self._stream is None:
-            self._stream = _decoded(self.archive, list(self._pending), self.spec, self.workers, True)
-        self._pending.pop(0)
-        stream = self._stream
-        try:
-            # next(), not islice: a stream ending early is a bug to surface,
-            # never records silently missing.
-            for _ in range(len(self.archive.records[split])):
-                yield next(stream)
-            if not self._pending:
-                self._abandon()  # the last split: the pool ends now
-        except BaseException:
-            self._abandon()  # the stream stands inside this split: no later split may use it
-            raise
-
-    def _abandon(self) -> None:
-        self._pending.clear()
-        if self._stream is not None:
-            stream, self._stream = self._stream, None
-            stream.close()
-
-
-# --- Beam: members spread in chunks ---------------------------------------------
+# --- the plan: members in chunks, each decoded on a worker ---------------------------
 
 def read_positioned(batch: tuple[int, list[MemberRef | Dropped]], archive_path: str, source: str,
                     spec: DecodeSpec, encode: bool = True) -> list[tuple[int, FolderImage | Dropped]]:
@@ -955,147 +586,28 @@ def image_digest(image: FolderImage) -> bytes:
     return image.digest
 
 
-def beam_plan(dataset: str, archive: FolderArchive, split: str, spec: DecodeSpec,
-              leakage: LeakageShare | None, encode: bool = True) -> SplitPlan:
+def plan(dataset: str, archive: FolderArchive, split: str, spec: DecodeSpec,
+         leakage: LeakageShare | None = None, encode: bool = True) -> SplitPlan:
     """The split's members in chunks, each decoded on a worker; the archive
-    was scanned (and its layout checked) by the launcher."""
+    was scanned (and its layout checked) before. Repeats are judged on the
+    decoded pixels; with `leakage`, test images are compared with train's."""
     members = archive.records[split]
-    work = [(start, members[start:stop]) for start, stop in member_ranges(members)]
     return SplitPlan(
-        dataset=dataset, split=split, work=work,
+        dataset=dataset, split=split,
+        work=[(start, members[start:stop]) for start, stop in member_ranges(members)],
         read=functools.partial(read_positioned, archive_path=str(archive.path),
                                source=archive.source, spec=spec, encode=encode),
         to_example=folder_example, duplicate_content=image_digest,
-        duplicate_reason="duplicate_image", leakage=leakage)
+        duplicate_reason="duplicate_image", leakage=leakage,
+        release=functools.partial(release_archive, str(archive.path)))
 
 
-# --- whole-split rules (main process) --------------------------------------------
-
-MAX_LEAKAGE_EXAMPLES = 10
-
-
-def no_repeated_images() -> DuplicateFilter:
-    """Rule: a later image with the same decoded pixels as an earlier one of
-    the same split is dropped."""
-    return DuplicateFilter(content=image_digest, where=lambda image: image.where,
-                           reason="duplicate_image")
-
-
-class LeakageCheck:
-    """Finds test images whose pixels equal a train image's.
-
-    Train records pass `remember`; test records pass `check`, which reports
-    them (and drops them when asked). Only digests are held.
-    """
-
-    def __init__(self, drop_from_test: bool = False):
-        self.drop_from_test = drop_from_test
-        self.train_known = False
-        self._train: dict[bytes, str] = {}
-        self.count = 0
-        self.examples: list[str] = []
-
-    def remember(self, image: FolderImage) -> FolderImage:
-        self._train.setdefault(image.digest, image.where)
-        return image
-
-    def learn_train(self, train_images: Iterable[FolderImage | Dropped]) -> None:
-        for image in train_images:
-            if not isinstance(image, Dropped):
-                self.remember(image)
-        self.train_known = True
-
-    def check(self, image: FolderImage) -> FolderImage:
-        first = self._train.get(image.digest)
-        if first is None:
-            return image
-        self.count += 1
-        if len(self.examples) < MAX_LEAKAGE_EXAMPLES:
-            self.examples.append(f"{image.where} = {first}")
-        if self.drop_from_test:
-            raise Dropped("leaked_from_train", image.where, f"same pixels as {first}")
-        return image
-
-    def report(self) -> dict:
-        return {"count": self.count, "examples": list(self.examples),
-                "dropped_from_test": self.drop_from_test}
-
-
-# --- TFDS ---------------------------------------------------------------------
-
-@dataclasses.dataclass
-class FolderConfig(tfds.core.BuilderConfig):
-    """size: (height, width) every image is resized to; None keeps native sizes.
-    drop_leaked_from_test: drop test images whose pixels equal a train image."""
-
-    size: tuple[int, int] | None = None
-    drop_leaked_from_test: bool = False
-
-
-class ImageFolderBuilder(CleanedBuilder, skip_registration=True):
-    """A dataset read from one zip of `<split>/<class>/<image>` folders."""
-
-    ARCHIVE: str = ""
-    CLASS_NAMES: tuple[str, ...] = ()
-    MODE: str = "RGB"
-    ARCHIVE_LIMITS = ArchiveLimits()
-    # ENCODED_IMAGE keeps (or PNG-encodes) image bytes; RAW_PIXELS stores
-    # the decoded pixels, for configs of one fixed, small size.
-    STORAGE: str = ENCODED_IMAGE
-
-    def image_shape(self) -> tuple[int | None, int | None, int]:
-        height, width = self.builder_config.size or (None, None)
-        return height, width, 1 if self.MODE == "L" else 3
-
-    def decode_spec(self) -> DecodeSpec:
-        size = self.builder_config.size
-        return DecodeSpec(mode=self.MODE, size=tuple(size) if size else None,
-                          raw=self.STORAGE == RAW_PIXELS)
-
-    def _features(self):
-        return image_features(self.image_shape(), self.STORAGE, self.CLASS_NAMES)
-
-    def _split_generators(self, dl_manager):
-        path = self.download_object(dl_manager, self.ARCHIVE)
-        archive = scan_archive(path, self.CLASS_NAMES, source=self.ARCHIVE,
-                               limits=self.ARCHIVE_LIMITS)
-        self.info.metadata["junk"] = archive.junk_report()
-        self.info.metadata["layout"] = archive.layout_report()
-        drop_leaked = self.builder_config.drop_leaked_from_test
-        if self.generates_on_beam:
-            leakage, reader = LeakageShare(drop_from_test=drop_leaked), None
-        else:
-            leakage = LeakageCheck(drop_from_test=drop_leaked)
-            reader = SplitReader(archive, self.decode_spec(), order=archive.splits)
-        return {split: self._generate_examples(archive, split, leakage, reader)
-                for split in archive.splits}
-
-    def _generate_examples(self, archive: FolderArchive, split: str,
-                           leakage: LeakageCheck | LeakageShare, reader: SplitReader | None):
-        if reader is not None:
-            return self._generate_locally(archive, split, leakage, reader)
-        spec = self.decode_spec()
-        if split == "test":
-            leakage.train_plan = beam_plan(self.info.full_name, archive, "train", spec,
-                                           None, encode=False)
-        elif split != "train":
-            leakage = None  # the leakage rule compares test with train only
-        return self.beam_examples(beam_plan(self.info.full_name, archive, split, spec, leakage))
-
-    def _generate_locally(self, archive: FolderArchive, split: str, leakage: LeakageCheck,
-                          reader: SplitReader):
-        spec = reader.spec
-        rules = [no_repeated_images()]
-        if split == "train":
-            rules.append(leakage.remember)
-        elif split == "test":  # the leakage rule compares test with train only
-            if not leakage.train_known:
-                # TFDS wrote test first (or alone): learn train's pixels now.
-                leakage.learn_train(read_split(archive, "train", spec, encode=False))
-            rules.append(leakage.check)
-        yield from self.cleaned_examples(split, reader.read(split), rules,
-                                         folder_example)
-        if split == "train":
-            leakage.train_known = True
-        elif split == "test":
-            self.info.metadata["leakage"] = leakage.report()
+def split_plans(dataset: str, archive: FolderArchive, spec: DecodeSpec,
+                drop_leaked_from_test: bool) -> dict[str, SplitPlan]:
+    """{split: plan} of every split of the archive. Test is compared with
+    train (pixels only, never encoded, when test is built without train)."""
+    share = LeakageShare(drop_from_test=drop_leaked_from_test,
+                         train_plan=plan(dataset, archive, "train", spec, encode=False))
+    return {split: plan(dataset, archive, split, spec,
+                        share if split in ("train", "test") else None)
+            for split in archive.splits}

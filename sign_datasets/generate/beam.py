@@ -23,10 +23,9 @@ from typing import Any
 import tensorflow_datasets as tfds
 from etils import epath
 
-from sign_datasets.io import guards
+from sign_datasets.generate import safety
 from sign_datasets.core.cleaning import MAX_EXAMPLES_PER_REASON, Dropped, SplitReport
-from sign_datasets.formats.zip_folders import MAX_LEAKAGE_EXAMPLES
-from sign_datasets.core.plans import SplitPlan
+from sign_datasets.core.plans import MAX_LEAKAGE_EXAMPLES, SplitPlan
 
 INSTALL_HINT = "pip install 'sign-datasets[beam]'"
 
@@ -205,7 +204,7 @@ def _write_summary(summary: dict, leakage, path: str, dataset: str, split: str) 
     epath.Path(path).write_text(json.dumps(summary, sort_keys=True))
     # An empty split would otherwise stop the pipeline with TFDS's count
     # check, which names neither the file nor the reasons.
-    empty = guards.no_records_error(dataset, split, SplitReport.from_dict(summary["report"]))
+    empty = safety.no_records_error(dataset, split, SplitReport.from_dict(summary["report"]))
     if empty is not None:
         raise empty
 
@@ -215,7 +214,7 @@ def _write_summary(summary: dict, leakage, path: str, dataset: str, split: str) 
 def _records(root, plan: SplitPlan, label: str):
     """(kept, dropped) positioned records of a plan, per-record rules applied."""
     routed = (root
-              | f"{label}Work" >> beam.Create(plan.work)
+              | f"{label}Work" >> beam.Create(list(plan.work))
               | f"{label}Read" >> beam.FlatMap(plan.read)
               | f"{label}Route" >> beam.FlatMap(_route).with_outputs(DROPPED, main=KEPT))
     return routed[KEPT], routed[DROPPED]
@@ -227,7 +226,7 @@ def _train_digests(root, plan: SplitPlan):
     if digests is not None and digests.pipeline is root.pipeline:
         return digests
     # Test is built without train in this pipeline: read train's pixels
-    # (no encoding), as LeakageCheck.learn_train does locally.
+    # (no encoding), as the local runner does.
     kept, _ = _records(root, share.train_plan, "Train")
     return (kept
             | "TrainDigests" >> beam.Map(_digest_and_where)

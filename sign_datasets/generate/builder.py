@@ -10,22 +10,21 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
-import io
 import os
 import sys
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from sign_datasets.generate import determinism
-from sign_datasets.io import guards
-from sign_datasets.io import sources
-from sign_datasets.core.cleaning import MissingSource, SourceError, SplitReport, clean, format_report
+from sign_datasets.core.cleaning import SourceError, SplitReport, format_report
 from sign_datasets.core.labels import SIGN_LETTERS
+from sign_datasets.core.plans import SplitPlan
+from sign_datasets.generate import determinism, local, safety
+from sign_datasets.io import downloads, failed_share, settings, sources
 
 
 # How a dataset stores its images. Raw uint8 pixels cost more disk than PNG
@@ -75,7 +74,6 @@ DEFAULT_SHUFFLE_MEMORY_MB = 64
 
 
 def shuffle_memory_bytes() -> int:
-    from sign_datasets.io import settings
     megabytes = settings.number(SHUFFLE_MEMORY_ENV, DEFAULT_SHUFFLE_MEMORY_MB, float, positive=True)
     return max(1, int(megabytes * (1 << 20)))
 
@@ -117,22 +115,22 @@ def _fresh_downloads_removed_on_source_errors():
     downloaded (an HTML error page, a file a server cut short), so the next
     build downloads them again instead of failing on the same bytes forever;
     the error says so."""
-    from sign_datasets.io import fetcher
-    fetcher.forget_fresh_downloads()
+
+    downloads.forget_fresh_downloads()
     try:
         yield
-    except fetcher.TooManyFailures:
+    except failed_share.TooManyFailures:
         # Image URLs failed, not the source file: a rerun fetches only those.
-        fetcher.forget_fresh_downloads()
+        downloads.forget_fresh_downloads()
         raise
     except SourceError as error:
-        removed = fetcher.discard_fresh_downloads()
+        removed = downloads.discard_fresh_downloads()
         if removed and len(error.args) == 1 and isinstance(error.args[0], str):
             names = ", ".join(sources.downloaded_name(path) for path in removed)
             error.args = (f"{error.args[0]} (downloaded by this build and now removed, so the "
                           f"next build downloads it again: {names})",)
         raise
-    fetcher.forget_fresh_downloads()
+    downloads.forget_fresh_downloads()
 
 
 class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -175,54 +173,49 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def download_object(self, dl_manager: tfds.download.DownloadManager, name: str) -> Path:
         """The local file of one bucket object: read in place from a local
         source, else downloaded once into the download dir through the URL
-        policy (`fetcher.download_source`; a later build sends no request)."""
-        from sign_datasets.io import fetcher
+        policy (`downloads.download_source`; a later build sends no request)."""
+        return downloads.download_source(sources.object_url(name), dl_manager.download_dir)
 
-        return fetcher.download_source(sources.object_url(name), dl_manager.download_dir)
+    # --- generation: one plan per split, on the runner the build asks for --------
 
-    @staticmethod
-    @contextlib.contextmanager
-    def open_member(archive: Path, member: str) -> Iterator[Any]:
-        """Streams one member of a zip without extracting it to disk."""
-        with guards.open_zip(archive) as zf:
-            try:
-                info = zf.getinfo(member)
-            except KeyError:
-                found = sorted(n for n in zf.namelist() if not n.endswith("/"))[:20]
-                raise MissingSource(f"{guards.describe_download(archive)}: no member "
-                                        f"{member!r}; it holds {found}") from None
-            copies = sum(1 for name in zf.namelist() if name == member)
-            if copies > 1:
-                # zipfile would read the last one, and the others' rows be
-                # neither kept nor counted.
-                raise SourceError(f"{guards.describe_download(archive)}: {copies} members are "
-                                  f"named {member!r} (a zip appended to?); keep one")
-            # ZipExtFile.readline is pure Python; a C buffer in front of it
-            # makes line-by-line reading several times faster.
-            with io.BufferedReader(guards.MemberStream(zf, info, archive),
-                                   buffer_size=1 << 20) as stream:
-                yield stream
+    def _generate_examples(self, plan: SplitPlan):
+        """The (key, example) of one split's plan, its cleaning report stored
+        in info.metadata: under Beam a PTransform when the build was given Beam
+        options, else a generator reading on every core of this machine.
+        A builder's `_split_generators` gives each split's plan to it."""
+        if getattr(self, "_beam_build", None) is not None:
+            return self._beam_examples(plan)
+        return self._local_examples(plan)
 
-    # --- cleaning and accounting ---------------------------------------------
-
-    def cleaned_examples(
-        self,
-        split: str,
-        records: Iterable[Any],
-        rules: Iterable[Callable[[Any], Any]],
-        to_example: Callable[[Any], tuple[Any, dict]],
-    ) -> Iterator[tuple[Any, dict]]:
-        """Yields (key, example) for records that pass `rules`; counts the rest."""
-        report = SplitReport()
-        for record in clean(records, rules, report):
-            yield to_example(record)
-        report.check_balance()
-        self.record_report(split, report)
-        empty = guards.no_records_error(self.info.full_name, split, report)
+    def _local_examples(self, plan: SplitPlan) -> Iterator[tuple[Any, dict]]:
+        outcome = local.Outcome(SplitReport())
+        yield from local.examples(plan, outcome)
+        self._store_outcome(plan, outcome.report, outcome.noted, outcome.leakage)
+        empty = safety.no_records_error(self.info.full_name, plan.split, outcome.report)
         if empty is not None:
             # Raised once TFDS refuses the empty split (download_and_prepare),
-            # so that a builder's own end-of-split checks speak first.
-            self._empty_splits = {**getattr(self, "_empty_splits", {}), split: empty}
+            # so that the plan's own end-of-split check speaks first.
+            self._empty_splits = {**getattr(self, "_empty_splits", {}), plan.split: empty}
+        if plan.check is not None:
+            plan.check(outcome.report.to_dict())
+
+    def _beam_examples(self, plan: SplitPlan):
+        from sign_datasets.generate import beam as beam_lib  # only Beam builds need apache-beam
+
+        build = self._beam_build
+        summary_path = os.fspath(build.summary_dir / f"{plan.split}.json")
+        build.plans.append((plan, summary_path))
+        return beam_lib.CleanedSplit(plan, summary_path)
+
+    def _store_outcome(self, plan: SplitPlan, report: SplitReport, noted: int,
+                       leakage: dict | None) -> None:
+        self.record_report(plan.split, report)
+        if plan.note_key:
+            counts = dict(self.info.metadata.get(plan.note_key, {}))
+            counts[plan.split] = noted
+            self.info.metadata[plan.note_key] = counts
+        if leakage is not None:
+            self.info.metadata["leakage"] = leakage
 
     def record_report(self, split: str, report: SplitReport) -> None:
         cleaning = dict(self.info.metadata.get("cleaning", {}))
@@ -233,22 +226,6 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         return dict(self.info.metadata.get("cleaning", {})) if self.info.metadata else {}
 
     # --- scale-out on Apache Beam ------------------------------------------------
-
-    @property
-    def generates_on_beam(self) -> bool:
-        """True while a build given Beam options (runner or pipeline options)
-        generates: `_generate_examples` then returns a PTransform."""
-        return getattr(self, "_beam_build", None) is not None
-
-    def beam_examples(self, plan):
-        """The PTransform of one split's (key, example) under Beam, with the
-        same cleaning and accounting as `cleaned_examples`."""
-        from sign_datasets.generate import beam as beam_lib  # only Beam builds need apache-beam
-
-        build = self._beam_build
-        summary_path = os.fspath(build.summary_dir / f"{plan.split}.json")
-        build.plans.append((plan, summary_path))
-        return beam_lib.CleanedSplit(plan, summary_path)
 
     def _generate_splits(self, dl_manager, download_config):
         if download_config.beam_runner is None and download_config.beam_options is None:
@@ -278,14 +255,7 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         from sign_datasets.generate import beam as beam_lib
 
         for plan, summary_path in build.plans:
-            report, noted, leakage = beam_lib.split_outcome(pipeline_result, plan, summary_path)
-            self.record_report(plan.split, report)
-            if plan.note_key:
-                counts = dict(self.info.metadata.get(plan.note_key, {}))
-                counts[plan.split] = noted
-                self.info.metadata[plan.note_key] = counts
-            if leakage is not None:
-                self.info.metadata["leakage"] = leakage
+            self._store_outcome(plan, *beam_lib.split_outcome(pipeline_result, plan, summary_path))
         for plan, _ in build.plans:
             if plan.check is not None:
                 plan.check(self.cleaning_report()[plan.split])
@@ -301,7 +271,7 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                     # As in the local path, a builder's own check speaks first
                     # (sign_mnist_json's TooManyFailures).
                     plan.check(summary["report"])
-                empty = guards.no_records_error(self.info.full_name, plan.split,
+                empty = safety.no_records_error(self.info.full_name, plan.split,
                                                 SplitReport.from_dict(summary["report"]))
                 if empty is not None:
                     return empty
@@ -318,13 +288,13 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         # A built dataset is only read (tfds.load calls this too): no lock
         # file, so read-only shared data dirs keep working.
         with contextlib.nullcontext() if already_built else \
-                guards.build_lock(self.data_path, self.info.full_name):
+                safety.build_lock(self.data_path, self.info.full_name):
             if not already_built and self.is_prepared():
                 # Built by the process this one waited for: read what it wrote.
                 already_built = True
                 self.info.read_from_directory(self.data_path)
             elif not already_built:
-                guards.remove_leftovers(self.data_path)
+                safety.remove_leftovers(self.data_path)
             with bounded_shuffle_memory(), _fresh_downloads_removed_on_source_errors():
                 try:
                     result = super().download_and_prepare(*args, **kwargs)
@@ -335,7 +305,7 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                         raise
                     raise empty from None
                 except Exception as error:
-                    full = guards.disk_full_error(error, self.info.full_name, self.data_dir_root)
+                    full = safety.disk_full_error(error, self.info.full_name, self.data_dir_root)
                     if full is None:
                         raise
                     raise full from error

@@ -10,6 +10,7 @@ input is.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import multiprocessing
 import os
@@ -18,6 +19,8 @@ import threading
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator, TypeVar
+
+from sign_datasets.io import settings
 
 try:
     import fcntl
@@ -37,7 +40,6 @@ RESULT_PIPE_BYTES = 1 << 20
 
 
 def default_workers() -> int:
-    from sign_datasets.io import settings
     configured = settings.number(WORKERS_ENV, None, int, minimum=1)
     if configured is not None:
         return configured
@@ -56,7 +58,6 @@ def _end_with_parent(parent: int) -> None:
     caller, which iterates it to the end.
     """
     try:
-        import ctypes
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # not Linux: nothing to ask
         return

@@ -1,24 +1,28 @@
-"""Reading the SIGN_DATASETS_* variables, and checking them all at once.
+"""Parsers of the SIGN_DATASETS_* variables.
 
 The variables belong to whoever runs the build (README.md, "Settings"). Each
-module reads its own, with the parsers here (the fetcher has its own), so a
-bad value is one error naming the variable and the value, never a bare
-ValueError from int() or a RuntimeError from `~nosuchuser`. `check_all` asks
-every module for its settings once, so the command line can refuse a bad one
-before doing any work. There a variable that is set but empty is refused too:
-`X= command` more often means a forgotten value than "the default", and
-`unset X` says the latter plainly.
+module reads its own, with the parsers here, so a bad value is one error
+naming the variable and the value, never a bare ValueError from int() or a
+RuntimeError from `~nosuchuser`. The command line checks them all at once
+before any work (`sign_datasets.cli.settings_check`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Mapping
+
+from sign_datasets.io.sources import SourceConfigError
 
 
 class SettingsError(ValueError):
     """A setting (environment variable or the option that sets it) is unusable."""
+
+
+class FetchConfigError(SourceConfigError):
+    """A fetch setting (environment variable or argument) is unusable."""
 
 
 def raw_value(name: str, environ: Mapping[str, str] | None = None) -> str | None:
@@ -50,6 +54,23 @@ def number(name: str, default: float, kind: type = int, minimum: float | None = 
     return value
 
 
+def fetch_number(name: str, raw: str, kind: type, minimum: float | None = None,
+                 inclusive: bool = False, whole: str | None = None) -> Any:
+    """`raw` as `kind`, or FetchConfigError naming the variable and its value
+    (the fetch settings' own wording)."""
+    what = {int: "a whole number", float: "a number"}[kind]
+    bound = "" if minimum is None else f" {'>=' if inclusive else '>'} {minimum:g}"
+    try:
+        value = kind(raw.strip())
+    except ValueError:
+        value = None
+    if value is None or (kind is float and not math.isfinite(value)) or (
+            minimum is not None and (value < minimum if inclusive else value <= minimum)):
+        raise FetchConfigError(f"{name}={(whole if whole is not None else raw)!r}: "
+                               f"expected {what}{bound}; unset it to use the default")
+    return value
+
+
 def user_path(name: str, text: str) -> Path:
     """`text` with `~` and `~user` expanded; an unknown user is a SettingsError."""
     try:
@@ -76,64 +97,3 @@ def folder_list(name: str, environ: Mapping[str, str] | None = None) -> list[Pat
                                 "separated by ':'")
         folders.append(resolved)
     return folders
-
-
-def _fetch_checks() -> list[tuple[str, Callable[[], object]]]:
-    from sign_datasets.io import fetcher
-
-    # One variable at a time, so that an error from the fetcher's own parser
-    # is tied to the variable that caused it.
-    def alone(name: str, parse: Callable) -> Callable[[], object]:
-        return lambda: parse({name: os.environ[name]} if name in os.environ else {})
-
-    images = (fetcher.WORKERS_ENV, fetcher.TIMEOUT_ENV, fetcher.RETRIES_ENV, fetcher.BACKOFF_ENV,
-              fetcher.MAX_BYTES_ENV, fetcher.ALLOWED_HOSTS_ENV)
-    source_files = (fetcher.SOURCE_MAX_BYTES_ENV, fetcher.SOURCE_TIMEOUT_ENV)
-    return [(name, alone(name, fetcher.FetchSettings.from_env)) for name in images] + \
-        [(name, alone(name, fetcher.source_settings)) for name in source_files] + \
-        [(fetcher.MAX_FAILED_SHARE_ENV, fetcher.max_failed_share)]
-
-
-def _source_base() -> str:
-    from sign_datasets.io import sources
-
-    text = raw_value(sources.SOURCE_ENV)
-    if text is not None and "://" not in text:
-        user_path(sources.SOURCE_ENV, text)
-    return sources.source_base()
-
-
-def checks() -> list[tuple[str, Callable[[], object]]]:
-    """(variable, the reading module's own parser) for every setting."""
-    from sign_datasets.generate import builder
-    from sign_datasets.catalog import schema
-    from sign_datasets.io import parallel
-    from sign_datasets.io import sources
-    from sign_datasets.formats import csv_pixels
-
-    return [
-        (sources.SOURCE_ENV, _source_base),
-        (parallel.WORKERS_ENV, parallel.default_workers),
-        (builder.SHUFFLE_MEMORY_ENV, builder.shuffle_memory_bytes),
-        (csv_pixels.BEAM_RANGE_ENV, csv_pixels.beam_range_bytes),
-        (schema.CATALOG_ENV, schema.catalog_paths_from_env),
-        (schema.ALLOWED_ROOTS_ENV,
-         lambda: folder_list(schema.ALLOWED_ROOTS_ENV)),
-    ] + _fetch_checks()
-
-
-def check_all() -> None:
-    """Raises SettingsError for the first unusable setting, naming it."""
-    for name, parse in checks():
-        if name in os.environ and not os.environ[name].strip():
-            raise SettingsError(f"{name}={os.environ[name]!r} is empty; give it a value, or "
-                                f"unset it (`unset {name}`) for the default")
-        try:
-            parse()
-        except SettingsError:
-            raise
-        except ValueError as error:  # the module's own config error
-            message = str(error)
-            if name not in message:
-                message = f"{name}={os.environ.get(name, '')!r}: {message}"
-            raise SettingsError(message) from None
