@@ -23,8 +23,9 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from badinputs.make_corpus import CASES, FORMATS, Case, make_case  # noqa: E402
+from badinputs.make_corpus import CASES, make_case  # noqa: E402
 from badinputs.run_case import build_case, check, summary  # noqa: E402
+from badinputs.table import FORMATS, Case  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "RELIABILITY.md"

@@ -24,7 +24,8 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from badinputs.make_corpus import Case, Expect, cases_by_id, make_case  # noqa: E402
+from badinputs.make_corpus import cases_by_id, make_case  # noqa: E402
+from badinputs.table import Case, Expect  # noqa: E402
 
 # Small inputs: worker processes and many fetch threads would only add start-up time.
 BASE_ENV = {

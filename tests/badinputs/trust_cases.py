@@ -1,11 +1,11 @@
 """Bad-input cases of the trust boundary (docs/SECURITY.md): hostile and odd
 team catalogs, names and images.
 
-Registered into make_corpus.CASES when make_corpus is imported. A catalog
-case whose `dataset` is empty is refused when its catalog is read; one that
-names a dataset is registered from its catalog.toml and then built through
-the real TFDS builder, so what it expects are the built splits' counts or
-the build's error.
+They come last in make_corpus.CASES. A catalog case whose `dataset` is
+empty is refused when its catalog is read; one that names a dataset is
+registered from its catalog.toml and then built through the real TFDS
+builder, so what it expects are the built splits' counts or the build's
+error.
 """
 
 from __future__ import annotations
@@ -20,10 +20,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from badinputs.make_corpus import (
-    CATALOG_FILE, CATALOG_SOURCE, Expect, b64, base64_source, case, catalog_entry,
-    catalog_source, csv_file, csv_row, csv_source, encode, fails, folder_zip, jpeg, noise, png,
-    write_zip)
+from badinputs.images import encode, jpeg, noise, png
+from badinputs.sources import (
+    CATALOG_FILE, CATALOG_SOURCE, b64, base64_source, catalog_entry, catalog_source, csv_file,
+    csv_row, csv_source)
+from badinputs.table import CaseList, Expect, fails
+from badinputs.zips import folder_zip, write_zip
+
+CASES = CaseList()
+case = CASES.case
 
 NFD_CAFE = unicodedata.normalize("NFD", "café")
 NFC_CAFE = unicodedata.normalize("NFC", "café")
