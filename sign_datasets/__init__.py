@@ -2,7 +2,7 @@
 
 Importing the package registers every builder with TFDS, so that
 `tfds.load("sign_mnist_csv")` works from any project, registers every dataset
-of the team catalogs named by SIGN_DATASETS_CATALOG (catalog_file.py), and
+of the team catalogs named by SIGN_DATASETS_CATALOG (catalog/teams.py), and
 lets `tfds.show_examples` draw the raw-pixel datasets. `sign_datasets.pipeline()`
 is the fast training read path (sign_datasets/read/pipeline.py).
 """
@@ -10,6 +10,13 @@ is the fast training read path (sign_datasets/read/pipeline.py).
 __version__ = "0.1.0"
 
 import sys as _sys
+
+# The errors a user can fix; these modules import no builder, so they load
+# even when a builder's import is what fails.
+from sign_datasets.catalog.entries import CatalogError as _CatalogError
+from sign_datasets.catalog.paths import PathRefused as _PathRefused
+from sign_datasets.io.settings import SettingsError as _SettingsError
+from sign_datasets.io.sources import SourceConfigError as _SourceConfigError
 
 
 def _imported_for_command_line() -> bool:
@@ -32,10 +39,7 @@ def _imported_for_command_line() -> bool:
 
 
 def _is_users_error(error: Exception) -> bool:
-    from sign_datasets.catalog.schema import CatalogError, PathRefused
-    from sign_datasets.io.settings import SettingsError
-    from sign_datasets.io.sources import SourceConfigError
-    return isinstance(error, (CatalogError, PathRefused, SettingsError, SourceConfigError))
+    return isinstance(error, (_CatalogError, _PathRefused, _SettingsError, _SourceConfigError))
 
 
 # A broken catalog or setting met here, kept for the command line to report
@@ -48,9 +52,9 @@ try:
 
     # Then the team catalogs of SIGN_DATASETS_CATALOG: a bad catalog stops
     # the import with its file, entry and field.
-    from sign_datasets.catalog import schema as _catalog_file
+    from sign_datasets.catalog import teams as _teams
 
-    _catalog_file.register_from_env()
+    _teams.register_from_env()
 except Exception as _error:  # noqa: BLE001 - re-raised unless the CLI reports it
     if not (_is_users_error(_error) and _imported_for_command_line()):
         raise

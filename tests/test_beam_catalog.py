@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from test_beam import OPTIONS, build, metadata, shard_records
-from test_catalog import make_pets_zip, picture, png_bytes
+from catalog_helpers import make_pets_zip, picture, png_bytes
 
 tfds = pytest.importorskip("tensorflow_datasets")
 pytest.importorskip("apache_beam")
@@ -141,7 +141,7 @@ def catalog_text(base_url: str) -> str:
 
 @pytest.fixture(scope="module")
 def team(tmp_path_factory):
-    from sign_datasets.catalog import schema
+    from sign_datasets.catalog import teams
     from sign_datasets.replica import ReplicaServer
 
     root = tmp_path_factory.mktemp("beam_team")
@@ -156,7 +156,7 @@ def team(tmp_path_factory):
         patch.setenv("SIGN_DATASETS_SOURCE", server.base_url)
         patch.setenv("SIGN_DATASETS_CATALOG", str(catalog))
         patch.setenv("SIGN_DATASETS_BEAM_RANGE_BYTES", RANGE_BYTES)
-        schema.register_file(catalog)
+        teams.register_file(catalog)
         yield {"root": root, "counts": counts}
 
 

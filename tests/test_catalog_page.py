@@ -16,7 +16,7 @@ import textwrap
 import pytest
 
 from conftest import REPO
-from test_catalog import make_pets_zip, make_shapes_csvs
+from catalog_helpers import make_pets_zip, make_shapes_csvs
 
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -26,7 +26,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def site(tmp_path_factory):
     import tensorflow_datasets as tfds
 
-    from sign_datasets.catalog import schema
+    from sign_datasets.catalog import teams
     from sign_datasets.catalog import page
 
     root = tmp_path_factory.mktemp("page_team")
@@ -54,7 +54,7 @@ def site(tmp_path_factory):
         image = {{ mode = "L", size = [8, 8] }}
         sources = [{{ location = "shapes/train.csv" }}, {{ location = "shapes/test.csv", split = "test" }}]
         """))
-    schema.register_file(root / "catalog.toml")
+    teams.register_file(root / "catalog.toml")
     data_dir = root / "data"
     for name in ("page_pets", "page_shapes"):
         tfds.builder(name, data_dir=str(data_dir)).download_and_prepare()

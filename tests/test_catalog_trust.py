@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from test_catalog import SHAPE_FILE_LABELS, csv_text, entry_text, picture, png_bytes, shape_row
+from catalog_helpers import SHAPE_FILE_LABELS, csv_text, entry_text, picture, png_bytes, shape_row
 
 SECRET = "TOP-SECRET-ROW"
 
@@ -30,7 +30,8 @@ def write(path: Path, text: str) -> Path:
 
 
 def catalog_error(path: Path):
-    from sign_datasets.catalog.schema import CatalogError, load_catalog
+    from sign_datasets.catalog.entries import CatalogError
+    from sign_datasets.catalog.loader import load_catalog
 
     with pytest.raises(CatalogError) as error:
         load_catalog(path)
@@ -103,7 +104,7 @@ def test_names_that_become_paths_match_strict_patterns(case, team_dir):
 
 
 def test_the_projects_own_config_names_are_accepted(team_dir):
-    from sign_datasets.catalog.schema import load_catalog, project_entries
+    from sign_datasets.catalog.loader import load_catalog, project_entries
 
     names = [c.name for e in project_entries() for c in e.configs]
     assert {"original", "dirty", "default", "28x28", "28x28_no_leakage", "native", "124x124",
@@ -151,7 +152,7 @@ def test_bad_class_names_are_refused_naming_the_class(case, team_dir):
 
 
 def test_class_names_are_nfc_and_may_be_named_like_splits(team_dir):
-    from sign_datasets.catalog.schema import load_catalog
+    from sign_datasets.catalog.loader import load_catalog
 
     text = entry_text().replace('["circle", "square"]',
                                 '["cafe\\u0301", "train", "test", "validation"]')
@@ -165,7 +166,7 @@ def test_json_labels_match_exactly_after_nfc(team_dir, tmp_path):
     another letter case or with a space is an unknown_label drop, counted."""
     import tensorflow_datasets as tfds
 
-    from sign_datasets.catalog import schema
+    from sign_datasets.catalog import teams
 
     def record(label: str, seed: int) -> str:
         image = base64.b64encode(png_bytes(picture(seed, (6, 6), "L"))).decode()
@@ -183,7 +184,7 @@ def test_json_labels_match_exactly_after_nfc(team_dir, tmp_path):
         image = { mode = "L", size = [6, 6] }
         sources = [{ location = "drinks.jsonl" }]
         """))
-    schema.register_file(catalog)
+    teams.register_file(catalog)
     builder = tfds.builder("trust_drinks", data_dir=str(tmp_path / "data"))
     builder.download_and_prepare()
     assert builder.info.features["label"].names == ["caf\u00e9", "th\u00e9"]
@@ -253,7 +254,7 @@ def test_caps_on_the_whole_file(team_dir):
 
 
 def test_sizes_within_the_caps_load(team_dir):
-    from sign_datasets.catalog.schema import load_catalog
+    from sign_datasets.catalog.loader import load_catalog
 
     (entry,) = load_catalog(write(team_dir / "ok.toml", entry_text().replace(
         "size = [8, 8]", "size = [1000, 1000]")))
@@ -340,8 +341,8 @@ def test_a_symlink_swapped_after_reading_the_catalog_is_refused_at_build(team_di
     the roots. The build refuses it naming entry and field, and never reads it."""
     import tensorflow_datasets as tfds
 
-    from sign_datasets.catalog import schema
-    from sign_datasets.catalog.schema import CatalogError
+    from sign_datasets.catalog import teams
+    from sign_datasets.catalog.entries import CatalogError
 
     rows = [shape_row(SHAPE_FILE_LABELS[i % 2], 40 + i) for i in range(4)]
     write(team_dir / "data" / "rows.csv", csv_text(rows))
@@ -349,7 +350,7 @@ def test_a_symlink_swapped_after_reading_the_catalog_is_refused_at_build(team_di
     catalog = write(team_dir / "swap.toml",
                     entry_text(name="trust_swapped_file", location="data/rows.csv")
                     + entry_text(name="trust_swapped_folder", location="folder/rows.csv"))
-    schema.register_file(catalog)
+    teams.register_file(catalog)
     swap_for_symlink(team_dir / "data" / "rows.csv", secret / "secret.csv")
     (team_dir / "folder" / "rows.csv").unlink()
     (team_dir / "folder").rmdir()
@@ -366,8 +367,8 @@ def test_a_symlink_swapped_after_reading_the_catalog_is_refused_at_build(team_di
 def test_a_symlink_swapped_under_an_object_is_refused_at_build(tmp_path, secret, monkeypatch):
     import tensorflow_datasets as tfds
 
-    from sign_datasets.catalog import schema
-    from sign_datasets.catalog.schema import CatalogError
+    from sign_datasets.catalog import teams
+    from sign_datasets.catalog.entries import CatalogError
 
     source = tmp_path / "source"
     write(source / "rows.csv", csv_text([shape_row(3, 9)]))
@@ -375,7 +376,7 @@ def test_a_symlink_swapped_under_an_object_is_refused_at_build(tmp_path, secret,
     text = entry_text(name="trust_swapped_object").replace('location = "shapes.csv"',
                                                            'object = "rows.csv"')
     catalog = write(tmp_path / "catalogs" / "object.toml", text)
-    schema.register_file(catalog)
+    teams.register_file(catalog)
     swap_for_symlink(source / "rows.csv", secret / "secret.csv")
     with pytest.raises(CatalogError) as error:
         tfds.builder("trust_swapped_object", data_dir=str(tmp_path / "data")).download_and_prepare(
@@ -389,19 +390,19 @@ def test_a_symlink_swapped_under_an_object_is_refused_at_build(tmp_path, secret,
 def test_a_fifo_source_is_refused_not_waited_for(team_dir, tmp_path):
     import tensorflow_datasets as tfds
 
-    from sign_datasets.catalog import schema
-    from sign_datasets.catalog.schema import CatalogError
+    from sign_datasets.catalog import teams
+    from sign_datasets.catalog.entries import CatalogError
 
     os.mkfifo(team_dir / "pipe.csv")
     catalog = write(team_dir / "fifo.toml", entry_text(name="trust_fifo", location="pipe.csv"))
-    schema.register_file(catalog)
+    teams.register_file(catalog)
     with pytest.raises(CatalogError) as error:
         tfds.builder("trust_fifo", data_dir=str(tmp_path / "data")).download_and_prepare()
     assert "not a regular file" in str(error.value)
 
 
 def test_open_beneath_checks_the_file_actually_opened(team_dir, secret):
-    from sign_datasets.catalog.schema import PathRefused, open_beneath
+    from sign_datasets.catalog.paths import PathRefused, open_beneath
 
     write(team_dir / "ok.csv", "fine\n")
     with open_beneath(team_dir / "ok.csv", [team_dir]) as stream:
@@ -416,7 +417,7 @@ def test_open_beneath_checks_the_file_actually_opened(team_dir, secret):
 def test_sources_sharing_a_file_name_keep_distinct_traceable_keys(team_dir, tmp_path):
     import tensorflow_datasets as tfds
 
-    from sign_datasets.catalog import schema
+    from sign_datasets.catalog import teams
 
     for year, seed in (("2023", 10), ("2024", 20)):
         rows = [shape_row(SHAPE_FILE_LABELS[i % 2], seed + i) for i in range(3)]
@@ -427,7 +428,7 @@ def test_sources_sharing_a_file_name_keep_distinct_traceable_keys(team_dir, tmp_
         '[{ location = "2023/data.csv" }, { location = "2024/data.csv" }]')
     text += "csv_labels = [3, 5]\n"
     catalog = write(team_dir / "years.toml", text)
-    (entry,) = schema.register_file(catalog)
+    (entry,) = teams.register_file(catalog)
     assert [s.label for s in entry.sources] == ["2023/data.csv", "2024/data.csv"]
     builder = tfds.builder("trust_years", data_dir=str(tmp_path / "data"))
     builder.download_and_prepare()
@@ -439,7 +440,7 @@ def test_sources_sharing_a_file_name_keep_distinct_traceable_keys(team_dir, tmp_
 
 
 def test_a_lone_file_name_keeps_its_label_and_repeats_are_refused(team_dir):
-    from sign_datasets.catalog.schema import load_catalog
+    from sign_datasets.catalog.loader import load_catalog
 
     text = entry_text().replace('[{ location = "shapes.csv" }]',
                                 '[{ location = "a/data.csv" }, { location = "b/other.csv" }]')
@@ -544,8 +545,8 @@ def test_a_file_swapped_between_check_and_open_is_refused(fmt, team_dir, secret,
 
     import tensorflow_datasets as tfds
 
-    from sign_datasets.catalog import schema
-    from sign_datasets.catalog.schema import CatalogError
+    from sign_datasets.catalog import teams
+    from sign_datasets.catalog.entries import CatalogError
     from sign_datasets.core.cleaning import SourceError
 
     name = f"trust_race_{fmt}"
@@ -562,7 +563,7 @@ def test_a_file_swapped_between_check_and_open_is_refused(fmt, team_dir, secret,
         write(team_dir / "race.csv", csv_text(rows))
         target, text = team_dir / "race.csv", entry_text(name=name, location="race.csv")
         outside = secret / "secret.csv"
-    schema.register_file(write(team_dir / f"{fmt}.toml", text))
+    teams.register_file(write(team_dir / f"{fmt}.toml", text))
     if not getattr(sys, "_sign_datasets_swap_hook", False):
         sys.addaudithook(_swap_at_first_open)
         sys._sign_datasets_swap_hook = True

@@ -130,11 +130,11 @@ def _entry(name: str, classes, homepage: str = "https://example.org/team?a=1&b=2
 def _register_or_refused(path: Path, entry: str, field: str) -> bool:
     """True when the catalog registered; False when it refused the entry,
     naming the entry and the field (a safe outcome too)."""
-    from sign_datasets.catalog import schema
+    from sign_datasets.catalog import entries, teams
 
     try:
-        schema.register_file(path)
-    except schema.CatalogError as error:
+        teams.register_file(path)
+    except entries.CatalogError as error:
         assert entry in str(error) and field in str(error), str(error)
         return False
     return True
@@ -144,13 +144,12 @@ def _register_or_refused(path: Path, entry: str, field: str) -> bool:
 def hostile(tmp_path_factory):
     import tensorflow_datasets as tfds
 
-    from sign_datasets.catalog import schema
-    from sign_datasets.catalog import page
+    from sign_datasets.catalog import page, teams
 
     root = tmp_path_factory.mktemp("hostile_page")
     _shapes_csv(root / "shapes.csv", len(TEAM_CLASSES))
     (root / "team.toml").write_text(_entry("hostile_team", TEAM_CLASSES))
-    schema.register_file(root / "team.toml")
+    teams.register_file(root / "team.toml")
     names = ["hostile_team"]
     for name, homepage in HOSTILE_HOMEPAGES.items():
         path = root / f"{name}.toml"

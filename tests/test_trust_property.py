@@ -127,7 +127,7 @@ def check(world: World, spec: Spec) -> None:
     unclear = cases.unclear_error(outcome)
     assert unclear is None, f"neither counted nor a clear error: {unclear}\n{what}"
     if cases.path_like_config(spec):
-        from sign_datasets.catalog.schema import CatalogError
+        from sign_datasets.catalog.entries import CatalogError
         # Refused for this or another field: either way nothing is built.
         assert isinstance(outcome.error, CatalogError), \
             f"a config name that names another folder was not refused\n{what}"

@@ -20,6 +20,12 @@ import html
 import re
 from pathlib import Path
 
+import numpy as np
+import tensorflow_datasets as tfds
+
+from sign_datasets.catalog import registry
+from sign_datasets.read import visualize
+
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem;
        color: #222; padding: 0 1rem; }
@@ -139,9 +145,6 @@ def _table(header: list[str], rows: list[list[str]], numeric: set[int] = frozens
 
 def class_counts(builder) -> dict[str, list[int]]:
     """{split: examples per class}, read from the built dataset's labels."""
-    import numpy as np
-    import tensorflow_datasets as tfds
-
     features = builder.info.features
     names = features["label"].names
     decoders = None
@@ -262,11 +265,6 @@ def release_notes_section(notes: dict | None) -> list[str]:
 
 def dataset_page(name: str, out: Path, data_dir: str | None) -> dict:
     """Writes the page of one dataset/config; returns its row of the index."""
-    import tensorflow_datasets as tfds
-
-    from sign_datasets.catalog import registry
-    from sign_datasets.read import visualize
-
     builder = tfds.builder(name, data_dir=data_dir)
     info = builder.info
     state = registry.status(name, data_dir)
@@ -310,8 +308,6 @@ def dataset_page(name: str, out: Path, data_dir: str | None) -> dict:
 
 def write_site(out: Path, data_dir: str | None = None, names: list[str] | None = None) -> Path:
     """Writes index.html and a page per dataset/config into `out`; returns the index."""
-    from sign_datasets.catalog import registry
-
     out.mkdir(parents=True, exist_ok=True)
     (out / "img").mkdir(exist_ok=True)
     rows = [dataset_page(name, out, data_dir) for name in (names or registry.all_dataset_names())]

@@ -25,8 +25,16 @@ from typing import IO, Iterator
 import numpy as np
 from PIL import Image
 
-from sign_datasets.catalog import schema
+from sign_datasets.catalog.entries import Entry
+from sign_datasets.catalog.loader import load_catalog
+from sign_datasets.catalog.paths import allowed_roots, classify_location, sha256_of
+from sign_datasets.catalog.schema import FORMATS, EntryChecker
+from sign_datasets.catalog.teams import check_names
+from sign_datasets.core import images
 from sign_datasets.core.cleaning import Dropped, SourceError
+from sign_datasets.formats import base64_json, csv_pixels, json_urls
+from sign_datasets.io import downloads, sources
+from sign_datasets.io.settings import SettingsError, user_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 SPLIT_ALIASES = {"train": "train", "training": "train", "test": "test", "testing": "test"}
@@ -53,14 +61,13 @@ def local_copy(source: str) -> Iterator[Path]:
     limit of every source download."""
     parts = urllib.parse.urlsplit(source)
     if parts.scheme.lower() in ("http", "https", "gs"):
-        from sign_datasets.io import fetcher
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                downloaded = fetcher.download_source(source, tmp)
-            except fetcher.SourceDownloadError as error:
+                downloaded = downloads.download_source(source, tmp)
+            except downloads.SourceDownloadError as error:
                 raise ProposalError(str(error)) from None
             # Notes name the file as the URL does.
-            yield downloaded.rename(Path(tmp) / fetcher.safe_file_name(source))
+            yield downloaded.rename(Path(tmp) / downloads.safe_file_name(source))
     else:
         path = Path(urllib.parse.unquote(parts.path)) if parts.scheme == "file" \
             else _expanded(source)
@@ -71,15 +78,10 @@ def local_copy(source: str) -> Iterator[Path]:
 
 def _expanded(source: str) -> Path:
     """`source` with `~` and `~user` expanded; an unknown user is a ProposalError."""
-    from sign_datasets.io.settings import SettingsError, user_path
     try:
         return user_path("--source", source)
     except SettingsError as error:
         raise ProposalError(str(error)) from None
-
-
-def sha256_of(path: Path) -> str:
-    return schema.sha256_of(path)
 
 
 def _is_grey(image: Image.Image) -> bool:
@@ -167,8 +169,6 @@ def inspect_zip_folders(path: Path, notes: list[str]) -> dict:
 def _sample_image(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Image.Image | None:
     """One member as an image, read under the build's caps (member bytes and
     pixels, checked before decoding); None when it is not one or too large."""
-    from sign_datasets.core import images
-
     if info.file_size > MAX_SAMPLE_BYTES:
         return None
     try:
@@ -202,7 +202,6 @@ def inspect_csv_pixels(stream: IO[bytes], source: str, notes: list[str]) -> dict
     names = [n.strip().lower() for n in header.decode("utf-8", "replace").strip().split(",")]
     if names[0] != "label" or len(names) < 2:
         # The build's own words for a missing header, and how to add it.
-        from sign_datasets.formats import csv_pixels
         try:
             csv_pixels.parse_header(header, source, max(1, len(names) - 1))
         except SourceError as error:
@@ -255,7 +254,6 @@ def _first_image(data: bytes, notes: list[str], source: str) -> tuple[list[int],
 
 
 def inspect_json_urls(stream: IO[bytes], source: str, notes: list[str]) -> dict:
-    from sign_datasets.formats import json_urls
     records = list(json_urls.read(io.BufferedReader(stream) if not hasattr(stream, "peek")
                                   else stream, source))
     if not records:
@@ -265,10 +263,8 @@ def inspect_json_urls(stream: IO[bytes], source: str, notes: list[str]) -> dict:
         f"{k} ({v})" for k, v in sorted(labels.items())))
     size, mode = [28, 28], "L"
     try:
-        from sign_datasets.io import fetcher
-        from sign_datasets.io import sources
         # A URL found in a file: the data scope of the URL policy, as builds fetch it.
-        data = fetcher.fetch_one(sources.rebase_url(records[0].url))
+        data = downloads.fetch_one(sources.rebase_url(records[0].url))
         size, mode = _first_image(data, notes, records[0].url)
         notes.append(f"size and mode from the first image ({records[0].url})")
     except Exception as error:  # noqa: BLE001 - a guess is still a useful proposal
@@ -278,7 +274,6 @@ def inspect_json_urls(stream: IO[bytes], source: str, notes: list[str]) -> dict:
 
 
 def inspect_base64_json(stream: IO[bytes], source: str, notes: list[str]) -> dict:
-    from sign_datasets.formats import base64_json
     entries = list(base64_json.read(stream, source))
     if not entries:
         raise ProposalError(f"{source}: no entries")
@@ -297,8 +292,8 @@ def inspect_base64_json(stream: IO[bytes], source: str, notes: list[str]) -> dic
 
 def inspect(fmt: str, source: str, member: str | None = None) -> tuple[dict, str, list[str]]:
     """(fields found, sha256 of the source, notes for the reviewer)."""
-    if fmt not in schema.FORMATS:
-        raise ProposalError(f"format {fmt!r} is not one of {', '.join(schema.FORMATS)}")
+    if fmt not in FORMATS:
+        raise ProposalError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
     notes: list[str] = []
     with local_copy(source) as path:
         sha = sha256_of(path)
@@ -325,7 +320,7 @@ def _toml(value) -> str:
 def location_for(source: str, catalog: Path) -> str:
     """A local source relative to the catalog's folder when beneath it (so a
     shared folder can move), else absolute; URLs as given."""
-    kind = schema.classify_location(source)
+    kind = classify_location(source)
     if kind is None or kind[0] == "url":
         return source
     path = _expanded(kind[1]).resolve()
@@ -377,18 +372,17 @@ def _comment_text(text: str, limit: int = 2000) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 
-def check(text: str, catalog: Path) -> schema.Entry:
+def check(text: str, catalog: Path) -> Entry:
     """Refuses a proposal the catalog would refuse (bad name, roots, clash)."""
     proposed = tomllib.loads(text).get("dataset", [])
     if len(proposed) != 1:  # never: names in it are escaped
         raise ProposalError(f"the proposal holds {len(proposed)} entries, not one")
     raw = proposed[0]
-    existing = schema.load_catalog(catalog) if catalog.exists() else []
-    entry = schema._Checker(catalog, len(existing), raw,
-                                  schema.allowed_roots(catalog)).check()
+    existing = load_catalog(catalog) if catalog.exists() else []
+    entry = EntryChecker(catalog, len(existing), raw, allowed_roots(catalog)).check()
     if any(e.name == entry.name for e in existing):
         raise entry.error("name", f"duplicate name: {catalog} already has {entry.name!r}")
-    schema.check_names([entry])
+    check_names([entry])
     return entry
 
 

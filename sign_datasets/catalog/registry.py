@@ -1,14 +1,21 @@
-"""The project's datasets as a catalog: build several, read what was built."""
+"""Every dataset of the catalogs in force: names checked, builders found, what
+is built where and what it holds."""
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import re
-import time
-import traceback
+import sys
+from pathlib import Path
+from typing import Iterable
 
-import sign_datasets  # noqa: F401  (registers the builders)
-from sign_datasets.builders.registered import BUILDERS
+import tensorflow_datasets as tfds
+from tensorflow_datasets.core.registered import DatasetNotFoundError
+
+from sign_datasets.catalog.entries import Entry
+from sign_datasets.catalog.teams import all_entries
+from sign_datasets.core.cleaning import format_report
 
 
 class NotBuiltError(LookupError):
@@ -32,8 +39,6 @@ def check_name(name: str) -> type:
     unknown config with a ValueError about builder kwargs and an unknown
     version with an AssertionError.
     """
-    import tensorflow_datasets as tfds
-    from tensorflow_datasets.core.registered import DatasetNotFoundError
     match = _DATASET_NAME.fullmatch(name)
     if match is None:
         raise UnknownDatasetError(f"{name!r} is not a dataset name; write NAME or NAME/CONFIG, "
@@ -58,7 +63,6 @@ def check_name(name: str) -> type:
 
 def find_builder(name: str, **kwargs):
     """tfds.builder(name), with one clear line for a name that is not ours."""
-    import tensorflow_datasets as tfds
     check_name(name)
     return tfds.builder(name, **kwargs)
 
@@ -67,8 +71,6 @@ def prepared_builder(name: str, data_dir: str | None = None, build: bool = True)
     """The builder of a built dataset. One not built yet is built first, as
     tfds.load does, saying so; with `build=False` that is a NotBuiltError
     saying how to build it (the --no-build of show, train and evaluate)."""
-    import sys
-
     builder = find_builder(name, data_dir=data_dir)
     if not builder.is_prepared():
         if not build:
@@ -81,82 +83,19 @@ def prepared_builder(name: str, data_dir: str | None = None, build: bool = True)
     return builder
 
 
-@dataclasses.dataclass
-class BuildResult:
-    name: str
-    seconds: float = 0.0
-    examples: dict = dataclasses.field(default_factory=dict)
-    cleaning: dict = dataclasses.field(default_factory=dict)
-    data_dir: str = ""
-    error: str = ""
-
-
 def all_dataset_names() -> list[str]:
     """Every dataset/config of the catalogs in force, e.g. 'sign_mnist_csv/dirty':
-    the project's builders, then the team catalogs' datasets."""
-    from sign_datasets.catalog import schema
-    names = schema.dataset_names()
-    # A builder folder without a catalog entry still counts (and fails the
-    # project catalog's test).
-    known = {name.split("/")[0] for name in names}
-    return names + schema.dataset_names_of([n for n in BUILDERS if n not in known])
+    the project's datasets, then the team catalogs' ones."""
+    return dataset_names(all_entries())
 
 
-def build_one(name: str, data_dir: str | None = None, file_format: str | None = None,
-              beam_options: str | None = None) -> BuildResult:
-    """file_format: "tfrecord" (TFDS's default) or "array_record" (random access
-    through tfds.data_source); None lets TFDS choose. beam_options: generate
-    on Apache Beam with these pipeline options ("runner=DirectRunner,...", as
-    `tfds build --beam_pipeline_options` takes them)."""
-    import tensorflow_datasets as tfds
-
-    from sign_datasets.io import guards
-    result = BuildResult(name)
-    start = time.perf_counter()
-    try:
-        dataset = find_builder(name, data_dir=data_dir, file_format=file_format)
-        download_config = None
-        if beam_options:
-            from sign_datasets.generate import beam
-            download_config = tfds.download.DownloadConfig(
-                beam_options=beam.pipeline_options(beam_options))
-        dataset.download_and_prepare(download_config=download_config)
-        result.examples = {split: info.num_examples for split, info in dataset.info.splits.items()}
-        result.cleaning = dict(dataset.info.metadata or {}).get("cleaning", {})
-        result.data_dir = str(dataset.data_dir)
-    except Exception as error:  # noqa: BLE001 - one failure must not hide the others
-        # The user's input or settings: its message says it all. Anything
-        # else is a bug of ours and keeps its traceback.
-        result.error = guards.users_message(error) or ""
-        if not result.error:
-            traceback.print_exc()
-            result.error = guards.printable(f"{type(error).__name__}: {error}".splitlines()[0])
-    result.seconds = time.perf_counter() - start
-    return result
-
-
-def build_many(names: list[str], data_dir: str | None = None,
-               file_format: str | None = None, beam_options: str | None = None) -> list[BuildResult]:
-    return [build_one(name, data_dir, file_format, beam_options) for name in names]
-
-
-def format_summary(results: list[BuildResult]) -> str:
-    header = ("dataset/config", "split", "examples", "drops by reason", "seconds")
-    rows = []
-    for result in results:
-        if result.error:
-            rows.append((result.name, "-", "-", "FAILED: " + result.error[:80], f"{result.seconds:.1f}"))
-            continue
-        for i, (split, count) in enumerate(sorted(result.examples.items(), reverse=True)):
-            drops = result.cleaning.get(split, {}).get("drops", {})
-            reasons = ", ".join(f"{k}={v}" for k, v in sorted(drops.items())) or "-"
-            rows.append((result.name if i == 0 else "", split, str(count), reasons,
-                         f"{result.seconds:.1f}" if i == 0 else ""))
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
-    return "\n".join(lines)
+def dataset_names(entries: Iterable[Entry]) -> list[str]:
+    """'name/config' for every config of every entry ('name' without configs)."""
+    found = []
+    for entry in entries:
+        configs = tfds.builder_cls(entry.name).BUILDER_CONFIGS
+        found += [f"{entry.name}/{c.name}" for c in configs] if configs else [entry.name]
+    return found
 
 
 def stored_report(name: str, data_dir: str | None = None) -> dict:
@@ -192,10 +131,6 @@ class Status:
 def status(name: str, data_dir: str | None = None) -> Status:
     """Whether `name` is built in `data_dir`, and what it holds. Reads only
     dataset_info.json and file sizes: nothing is generated."""
-    import datetime
-    from pathlib import Path
-
-    import tensorflow_datasets as tfds
     builder = tfds.builder(name, data_dir=data_dir)
     built = builder.is_prepared()
     found = Status(name=name, version=str(builder.version), built=built,
@@ -240,7 +175,6 @@ def format_status_table(statuses: list[Status]) -> str:
 def describe(name: str, data_dir: str | None = None) -> str:
     """What `sign-datasets info NAME` prints: features, splits and counts,
     cleaning and leakage reports, release notes, how to load it."""
-    from sign_datasets.core.cleaning import format_report
     builder = find_builder(name, data_dir=data_dir)
     info = builder.info
     built = builder.is_prepared()

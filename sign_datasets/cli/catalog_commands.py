@@ -6,6 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from sign_datasets.catalog import page, proposal, registry
+from sign_datasets.catalog.entries import CatalogError
+from sign_datasets.catalog.teams import catalog_paths_from_env
+from sign_datasets.read import visualize
+
 
 def _data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="TFDS data dir (default: TFDS_DATA_DIR or "
@@ -13,21 +18,17 @@ def _data_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_list(args) -> int:
-    from sign_datasets.catalog import registry
     statuses = [registry.status(name, args.data_dir) for name in registry.all_dataset_names()]
     print(registry.format_status_table(statuses))
     return 0
 
 
 def cmd_info(args) -> int:
-    from sign_datasets.catalog import registry
     print(registry.describe(args.name, args.data_dir))
     return 0
 
 
 def cmd_show(args) -> int:
-    from sign_datasets.catalog import registry
-    from sign_datasets.read import visualize
     out = args.out or f"{args.name.replace('/', '_')}-{args.split}.png"
     kinds = visualize.picture_formats()
     if Path(out).suffix.lower().lstrip(".") not in kinds:
@@ -47,14 +48,11 @@ def cmd_show(args) -> int:
 
 def default_catalog() -> Path:
     """The first catalog of SIGN_DATASETS_CATALOG, else ./catalog.toml."""
-    from sign_datasets.catalog.schema import catalog_paths_from_env
     paths = catalog_paths_from_env()
     return paths[0] if paths else Path("catalog.toml")
 
 
 def cmd_new(args) -> int:
-    from sign_datasets.catalog import proposal
-    from sign_datasets.catalog.schema import CatalogError
     catalog = Path(args.catalog) if args.catalog else default_catalog()
     # A new catalog file is created; a new folder is not (a typo would hide it).
     if not catalog.parent.is_dir():
@@ -62,8 +60,7 @@ def cmd_new(args) -> int:
               "the folder first or choose another --catalog", file=sys.stderr)
         return 2
     try:
-        text = proposal.propose(args.name, args.format, args.source, catalog,
-                                   member=args.member)
+        text = proposal.propose(args.name, args.format, args.source, catalog, member=args.member)
     except (proposal.ProposalError, CatalogError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -76,12 +73,9 @@ def cmd_new(args) -> int:
 
 
 def cmd_catalog(args) -> int:
-    from sign_datasets.catalog import registry
-    from sign_datasets.catalog import page
     for name in args.names:
         registry.find_builder(name)  # an unknown name is one line, before any page
-    index = page.write_site(Path(args.out), data_dir=args.data_dir,
-                                    names=args.names or None)
+    index = page.write_site(Path(args.out), data_dir=args.data_dir, names=args.names or None)
     print(index)
     return 0
 
@@ -120,8 +114,8 @@ def add_commands(commands) -> None:
                                        "SIGN_DATASETS_CATALOG, else ./catalog.toml)")
     new.set_defaults(func=cmd_new)
 
-    page = commands.add_parser("catalog", help="write a static HTML catalog of the datasets")
-    page.add_argument("--out", required=True, help="folder for the site")
-    page.add_argument("names", nargs="*", help="datasets/configs (default: every one)")
-    _data_dir(page)
-    page.set_defaults(func=cmd_catalog)
+    site = commands.add_parser("catalog", help="write a static HTML catalog of the datasets")
+    site.add_argument("--out", required=True, help="folder for the site")
+    site.add_argument("names", nargs="*", help="datasets/configs (default: every one)")
+    _data_dir(site)
+    site.set_defaults(func=cmd_catalog)

@@ -68,6 +68,7 @@ def data_dir_of(args) -> str:
 
 def cmd_build(args) -> int:
     from sign_datasets.catalog import registry
+    from sign_datasets.cli import builds
     from sign_datasets.io import guards
     if args.all == bool(args.names):
         print("error: name datasets to build, or --all (not both)", file=sys.stderr)
@@ -85,9 +86,9 @@ def cmd_build(args) -> int:
         except (ImportError, ValueError) as error:
             print(f"error: --beam: {error}", file=sys.stderr)
             return 2
-    results = registry.build_many(names, data_dir=args.data_dir, file_format=args.file_format,
-                                 beam_options=args.beam)
-    print(registry.format_summary(results))
+    results = builds.build_many(names, data_dir=args.data_dir, file_format=args.file_format,
+                                beam_options=args.beam)
+    print(builds.format_summary(results))
     failed = [r for r in results if r.error]
     for result in failed:
         named = result.error.startswith((result.name, repr(result.name)))

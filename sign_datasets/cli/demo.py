@@ -31,9 +31,10 @@ def run(out: Path, scale: float = 0.1, epochs: int = 2, seed: int = 0) -> int:
         os.environ[sources.SOURCE_ENV] = server.base_url
         try:
             from sign_datasets.catalog import registry
+            from sign_datasets.cli import builds
             names = registry.all_dataset_names()
             print(f"[3/6] building {', '.join(names)} into {data_dir}", flush=True)
-            results = registry.build_many(names, data_dir=str(data_dir))
+            results = builds.build_many(names, data_dir=str(data_dir))
         finally:
             if previous is None:
                 os.environ.pop(sources.SOURCE_ENV, None)
@@ -41,7 +42,7 @@ def run(out: Path, scale: float = 0.1, epochs: int = 2, seed: int = 0) -> int:
                 os.environ[sources.SOURCE_ENV] = previous
         print(f"      ({server.request_count} requests served)")
     print()
-    print(registry.format_summary(results))
+    print(builds.format_summary(results))
     print()
     failed = [r for r in results if r.error]
     if failed:

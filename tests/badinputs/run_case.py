@@ -106,13 +106,13 @@ def read_catalog(folder: Path, work: Path, register: bool = False) -> dict:
     """A catalog case: the team catalog read as `import sign_datasets` reads
     SIGN_DATASETS_CATALOG; the outcome is the refusal. Only a case that goes
     on to build registers its datasets (registration lasts for the process)."""
-    from sign_datasets.catalog import schema
+    from sign_datasets.catalog import loader, teams
     try:
         if register:
-            entries = schema.register_file(folder / "catalog.toml")
+            entries = teams.register_file(folder / "catalog.toml")
         else:
-            entries = schema.load_catalog(folder / "catalog.toml")
-            schema.check_names(entries)
+            entries = loader.load_catalog(folder / "catalog.toml")
+            teams.check_names(entries)
     except Exception as error:  # noqa: BLE001 - the error is the outcome
         return _error_outcome(error, folder, work)
     return {"splits": {}, "junk": {}, "registered": [e.name for e in entries]}

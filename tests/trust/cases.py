@@ -208,7 +208,7 @@ def run(world: World, spec: Spec, home: Path | None = None) -> Outcome:
     """Registers and builds `spec` in this process while the watcher records."""
     import tensorflow_datasets as tfds
 
-    from sign_datasets.catalog import schema
+    from sign_datasets.catalog import teams
 
     number, folder = world.new_example_dirs()
     name = f"trust_case_{number}"
@@ -234,7 +234,7 @@ def run(world: World, spec: Spec, home: Path | None = None) -> Outcome:
             contextlib.redirect_stderr(output):
         outcome.seen = watcher.start()
         try:
-            entry = schema.register_file(catalog)[0]
+            entry = teams.register_file(catalog)[0]
             builder = tfds.builder(entry.name, data_dir=str(data_dir),
                                    **({"config": entry.configs[0].name} if entry.configs else {}))
             builder.download_and_prepare(download_dir=str(downloads))
@@ -319,7 +319,7 @@ def refused_connections(world: World, outcome: Outcome) -> list[str]:
 
 def unclear_error(outcome: Outcome) -> str | None:
     """Why the outcome is neither a counted build nor a clear error (None if it is one)."""
-    from sign_datasets.catalog.schema import CatalogError
+    from sign_datasets.catalog.entries import CatalogError
     from sign_datasets.core.cleaning import SourceError
 
     error = outcome.error
