@@ -7,14 +7,13 @@ reported.
 
 from __future__ import annotations
 
-import sys
-
 from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
 from tensorflow_datasets.core.registered import DatasetNotFoundError
 
 from sign_datasets.catalog.entries import CatalogError
 from sign_datasets.catalog.paths import PathRefused
 from sign_datasets.catalog.proposal import ProposalError
+from sign_datasets.catalog.registry import NotBuiltError, UnknownDatasetError
 from sign_datasets.core.cleaning import SourceError
 from sign_datasets.generate.safety import DiskFullError
 from sign_datasets.io.guards import os_problem
@@ -25,15 +24,9 @@ from sign_datasets.io.url_policy import Refused
 
 def users_errors() -> tuple[type[BaseException], ...]:
     """Errors of input or settings whose message says what to do: no traceback."""
-    errors = (SourceError, SourceConfigError, SettingsError, CatalogError, PathRefused,
-              ProposalError, Refused, DatasetNotFoundError, NonMatchingChecksumError,
-              DiskFullError)
-    # Looked up, not imported: the registry imports the builders, which may be
-    # what failed; its errors exist only once it is loaded.
-    registry = sys.modules.get("sign_datasets.catalog.registry")
-    if registry is not None:
-        errors += (registry.UnknownDatasetError, registry.NotBuiltError)
-    return errors
+    return (SourceError, SourceConfigError, SettingsError, CatalogError, PathRefused,
+            ProposalError, Refused, DatasetNotFoundError, NonMatchingChecksumError,
+            DiskFullError, UnknownDatasetError, NotBuiltError)
 
 
 def users_message(error: BaseException) -> str | None:
