@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import os
 import unicodedata
 from pathlib import Path
@@ -20,15 +19,18 @@ from typing import Iterator
 import numpy as np
 import tensorflow_datasets as tfds
 
-from sign_datasets.io import fetcher
+from sign_datasets.io import downloads, failed_share
 from sign_datasets.io import sources
 from sign_datasets.generate.builder import CleanedBuilder, raw_image_feature
-from sign_datasets.catalog.schema import (Entry, PathRefused, Source, allowed_roots, open_beneath,
-                                        sha256_of, source_path)
+from sign_datasets.catalog.entries import Entry, Source
+from sign_datasets.catalog.loader import project_entry
+from sign_datasets.catalog.paths import (PathRefused, allowed_roots, open_beneath, sha256_of,
+                                         source_path)
 from sign_datasets.core.cleaning import Dropped, MissingSource, SourceError
 from sign_datasets.formats import base64_json, csv_pixels, json_urls
-from sign_datasets.formats.zip_folders import FolderConfig, ImageFolderBuilder
-from sign_datasets.core.plans import positioned
+from sign_datasets.generate.folder_builder import FolderConfig, ImageFolderBuilder
+from sign_datasets.io.archives import open_member
+from sign_datasets.core.plans import SplitPlan, positioned
 
 
 class ChecksumMismatch(SourceError):
@@ -60,7 +62,7 @@ class CatalogDataset:
         resolved again and checked beneath the allowed roots: a symlink may
         have been swapped since the catalog was read. A path is then read
         where it is (the checked real path); a URL or bucket object goes
-        through the URL policy (`fetcher.download_source`), which downloads a
+        through the URL policy (`downloads.download_source`), which downloads a
         remote one once into the download dir.
         """
         entry = self.ENTRY
@@ -75,14 +77,14 @@ class CatalogDataset:
                    else source.target)
             field = "object" if source.kind == "object" else "location"
             try:
-                path = fetcher.download_source(url, dl_manager.download_dir)
-            except (fetcher.SourceDownloadError, MissingSource) as error:
+                path = downloads.download_source(url, dl_manager.download_dir)
+            except (downloads.SourceDownloadError, MissingSource) as error:
                 raise type(error)(f"{where}.{field}': {error}") from None
         if source.sha256:
             found = sha256_of(path)
             if found != source.sha256:
                 # Wrong bytes are not kept: the next build downloads again.
-                removed = fetcher.discard_download(path, dl_manager.download_dir)
+                removed = downloads.discard_download(path, dl_manager.download_dir)
                 raise ChecksumMismatch(
                     f"{where}.sha256': {source.target} has sha256 {found}, the catalog states "
                     f"{source.sha256}" + ("; the download was removed" if removed else ""))
@@ -99,7 +101,7 @@ class CatalogDataset:
         if source.member:
             with contextlib.ExitStack() as stack:
                 try:
-                    stream = stack.enter_context(self.open_member(path, source.member))
+                    stream = stack.enter_context(open_member(path, source.member))
                 except MissingSource as error:
                     raise MissingSource(f"{self.ENTRY.file}: entry {self.ENTRY.name!r}: field "
                                         f"'{source.field}.member': {error}") from None
@@ -124,13 +126,9 @@ class CatalogDataset:
             with self.open_source(path, source) as stream:
                 yield reader(stream, source.label)
 
-    def read_sources(self, fetched: list[tuple[Source, Path]], reader) -> Iterator:
-        """The records of a split's sources, one source after the other."""
-        return itertools.chain.from_iterable(self.source_records(fetched, reader))
-
-    def positioned_records(self, fetched: list[tuple[Source, Path]], reader) -> list:
-        """(position, record) of every record of a split's sources, read in
-        the launcher: a Beam plan's input (see `plans.positioned`)."""
+    def positioned_records(self, fetched: list[tuple[Source, Path]], reader) -> Iterator:
+        """(position, record) of every record of a split's sources, as they
+        are read (see `plans.positioned`): a plan's input."""
         return positioned(self.source_records(fetched, reader))
 
     def split_sources(self, dl_manager) -> dict[str, list[tuple[Source, Path]]]:
@@ -164,8 +162,6 @@ def project_folder_builder(name: str) -> type:
     catalog.toml: version, release notes, configs, homepage, archive, classes
     and mode. The builder in builders/<name>/ subclasses it and adds only
     what the catalog cannot say (a docstring, special features)."""
-    from sign_datasets.catalog.schema import project_entry
-
     entry = project_entry(name)
     attrs = {
         "VERSION": tfds.core.Version(entry.version),
@@ -214,15 +210,6 @@ def source_keyed_example(record) -> tuple[str, dict]:
     return f"{record.source}:{key}", example
 
 
-class _Examples(base64_json.SignExamples):
-    """As the sign datasets' examples (resizes counted for the metadata),
-    keyed as `source_keyed_example` keys them."""
-
-    def __call__(self, record):
-        self.resized += base64_json.was_resized(record)
-        return source_keyed_example(record)
-
-
 # --- one base per format --------------------------------------------------------------
 
 class ZipFoldersDataset(CatalogDataset, ImageFolderBuilder, skip_registration=True):
@@ -239,82 +226,54 @@ class RecordsDataset(CatalogDataset, CleanedBuilder, skip_registration=True):
             "label": tfds.features.ClassLabel(names=self.ENTRY.classes)})
 
     def _split_generators(self, dl_manager):
-        return {split: self._generate_examples(split, fetched, dl_manager)
+        return {split: self._generate_examples(self.split_plan(split, fetched, dl_manager))
                 for split, fetched in self.split_sources(dl_manager).items()}
 
 
 class CsvPixelsDataset(RecordsDataset, skip_registration=True):
     """CSV files of `label,pixel1,...` rows; several files of one split are read in turn."""
 
-    def _generate_examples(self, split, fetched, dl_manager):
+    def split_plan(self, split, fetched, dl_manager) -> SplitPlan:
         entry = self.ENTRY
         label_map = {file_label: index for index, file_label in enumerate(entry.file_labels())}
-        rules = csv_pixels.row_rules(label_map, int(np.prod(entry.shape)))
-        to_example = functools.partial(csv_pixels.source_keyed_example, label_map=label_map)
-        drop_repeats = entry.cleaning.get("drop_duplicates", True)
-        if self.generates_on_beam:
-            files = [csv_pixels.CsvFile(os.fspath(path), source.member, source.label)
-                     for source, path in fetched]
-            return self.beam_examples(csv_pixels.beam_plan(
-                self.info.full_name, split, files, rules, to_example, shape=entry.shape,
-                drop_repeats=drop_repeats))
-        return self._generate_locally(split, fetched, rules, to_example, drop_repeats)
-
-    def _generate_locally(self, split, fetched, rules, to_example, drop_repeats):
-        rows = self.read_sources(fetched, functools.partial(csv_pixels.read, rules=rules,
-                                                            shape=self.ENTRY.shape))
-        whole = [csv_pixels.no_repeats()] if drop_repeats else []
-        yield from self.cleaned_examples(split, rows, whole, to_example)
+        files = [csv_pixels.CsvFile(os.fspath(path), source.member, source.label)
+                 for source, path in fetched]
+        return csv_pixels.plan(
+            self.info.full_name, split, files,
+            rules=csv_pixels.row_rules(label_map, int(np.prod(entry.shape))),
+            to_example=functools.partial(csv_pixels.source_keyed_example, label_map=label_map),
+            shape=entry.shape, drop_repeats=entry.cleaning.get("drop_duplicates", True))
 
 
 class JsonUrlsDataset(RecordsDataset, skip_registration=True):
     """JSON Lines (or an array) of {"content": URL, "label": class}; images fetched."""
 
-    def _generate_examples(self, split, fetched, dl_manager):
+    def split_plan(self, split, fetched, dl_manager) -> SplitPlan:
         entry = self.ENTRY
-        configured = entry.cleaning.get("max_failed_share", fetcher.DEFAULT_MAX_FAILED_SHARE)
-        limit = fetcher.max_failed_share(configured)
-        label_rule = functools.partial(known_label, classes=entry.classes)
-        rules = [json_urls.fetched_bytes,
-                 functools.partial(base64_json.to_pixels, shape=entry.shape, mode=entry.mode)]
-        cache = fetcher.download_cache_dir(dl_manager.download_dir)
-        what = f"{entry.name} ({split})"
-        if self.generates_on_beam:
-            return self.beam_examples(json_urls.beam_plan(
-                self.info.full_name, split, self.positioned_records(fetched, json_urls.read),
-                cache, check=functools.partial(fetcher.check_failed_share, limit=limit, what=what),
-                label_rule=label_rule, rules=rules, to_example=source_keyed_example))
-        return self._generate_locally(split, fetched, cache, label_rule, rules, limit, what)
-
-    def _generate_locally(self, split, fetched, cache, label_rule, rules, limit, what):
-        examples = _Examples()
-        with fetcher.Fetcher(cache) as fetch:
-            records = json_urls.fetch_records(self.read_sources(fetched, json_urls.read), fetch,
-                                              label_rule=label_rule)
-            yield from self.cleaned_examples(split, records, rules, examples)
-        examples.record(self.info, split)
-        fetcher.check_failed_share(self.cleaning_report()[split], limit, what)
+        configured = entry.cleaning.get("max_failed_share", failed_share.DEFAULT_MAX_FAILED_SHARE)
+        limit = failed_share.max_failed_share(configured)
+        return json_urls.plan(
+            self.info.full_name, split, self.positioned_records(fetched, json_urls.read),
+            downloads.download_cache_dir(dl_manager.download_dir),
+            check=functools.partial(failed_share.check_failed_share, limit=limit,
+                                    what=f"{entry.name} ({split})"),
+            label_rule=functools.partial(known_label, classes=entry.classes),
+            rules=[json_urls.fetched_bytes,
+                   functools.partial(base64_json.to_pixels, shape=entry.shape, mode=entry.mode)],
+            to_example=source_keyed_example)
 
 
 class Base64JsonDataset(RecordsDataset, skip_registration=True):
     """JSON of label -> base64 image (or records of them)."""
 
-    def _generate_examples(self, split, fetched, dl_manager):
+    def split_plan(self, split, fetched, dl_manager) -> SplitPlan:
         entry = self.ENTRY
         rules = [functools.partial(known_label, classes=entry.classes),
                  base64_json.decode_payload,
                  functools.partial(base64_json.to_pixels, shape=entry.shape, mode=entry.mode)]
-        if self.generates_on_beam:
-            return self.beam_examples(base64_json.beam_plan(
-                self.info.full_name, split, self.positioned_records(fetched, base64_json.read),
-                rules=rules, to_example=source_keyed_example))
-        return self._generate_locally(split, fetched, rules)
-
-    def _generate_locally(self, split, fetched, rules):
-        examples = _Examples()
-        yield from self.cleaned_examples(
-            split, self.read_sources(fetched, base64_json.read), rules, examples)
-        examples.record(self.info, split)
+        return base64_json.plan(
+            self.info.full_name, split, self.positioned_records(fetched, base64_json.read),
+            rules=rules, to_example=source_keyed_example)
 
 
 BASES = {"zip_folders": ZipFoldersDataset, "csv_pixels": CsvPixelsDataset,

@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import io
 import os
+import threading
 from typing import IO, Iterator, Sequence
 
 import numpy as np
@@ -452,21 +453,21 @@ class LineCursor:
     consumed: int = 0  # bytes the last run of lines read
 
 
-# This process's open zip member, if any (one at a time: ranges of a split
-# come in file order).
-_MEMBER_CURSOR: dict[int, LineCursor] = {}
+# Each thread's open zip member, if any (one at a time: a split's ranges come
+# in file order). Per thread: Beam runners read ranges on threads of one process.
+_MEMBER_CURSOR: dict[tuple[int, int], LineCursor] = {}
 
 
 def _member_at(file: CsvFile, start: int) -> tuple[LineCursor, tuple[int, bool]]:
     """This process's stream of a zip member, moved on to byte `start`, and
     (line ends before start, whether start follows one)."""
-    pid = os.getpid()
-    cursor = _MEMBER_CURSOR.get(pid)
+    here = (os.getpid(), threading.get_ident())
+    cursor = _MEMBER_CURSOR.get(here)
     if cursor is None or cursor.file != file or cursor.pos > start:
         release_streams()
         closer = contextlib.ExitStack()
         stream = closer.enter_context(open_file(file))
-        cursor = _MEMBER_CURSOR[pid] = LineCursor(file, stream, closer)
+        cursor = _MEMBER_CURSOR[here] = LineCursor(file, stream, closer)
     newlines, at_line_start = count_line_ends(cursor.stream, start - cursor.pos)
     if start == cursor.pos:
         at_line_start = True  # lines are read to their end, and 0 starts one
@@ -476,8 +477,8 @@ def _member_at(file: CsvFile, start: int) -> tuple[LineCursor, tuple[int, bool]]
 
 
 def release_streams() -> None:
-    """Closes this process's open zip member, if any."""
-    cursor = _MEMBER_CURSOR.pop(os.getpid(), None)
+    """Closes this thread's open zip member, if any."""
+    cursor = _MEMBER_CURSOR.pop((os.getpid(), threading.get_ident()), None)
     if cursor is not None:
         cursor.closer.close()
 
