@@ -2,7 +2,7 @@
 
 Bucket objects are not fetched through TFDS's download manager (whose
 `download` these tests mock) but through the project's URL policy
-(`fetcher.download_source`). Each dummy_data/ folder has the bucket's
+(`downloads.download_source`). Each dummy_data/ folder has the bucket's
 layout, so pointing SIGN_DATASETS_SOURCE at it makes the builders read the
 dummy objects where they are, through the real download path.
 """

@@ -5,7 +5,7 @@ CLI's `--source`) swaps that base for another http(s) base URL, a `file://`
 URL or a local folder: the offline replica, a mirror, a shared disk. The swap
 also applies to URLs written inside source files (data.json lists bucket URLs).
 Whoever builds sets it, so its origin is trusted by the URL policy
-(`fetcher.UrlPolicy`); objects of a local source are read where they are.
+(`url_policy.UrlPolicy`); objects of a local source are read where they are.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def local_path(url: str) -> Path | None:
 
 
 # The folder of a download dir where downloaded source files are kept, each
-# named '<hash of its URL>-<its own file name>' (fetcher.source_download_path).
+# named '<hash of its URL>-<its own file name>' (downloads.source_download_path).
 DOWNLOADS_FOLDER = "sign_datasets_sources"
 
 
