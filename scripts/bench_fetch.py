@@ -33,7 +33,8 @@ import requests
 from PIL import Image
 
 from sign_datasets.io import sources
-from sign_datasets.io.fetcher import Fetcher, FetchSettings
+from sign_datasets.io.fetch_settings import FetchSettings
+from sign_datasets.io.fetcher import Fetcher
 from sign_datasets.formats import json_urls
 from sign_datasets.replica import make_replica
 

@@ -18,7 +18,7 @@ from hypothesis import given, settings, strategies as st
 from PIL import Image
 
 from sign_datasets.core.cleaning import Dropped, SourceError, screen
-from sign_datasets.io.fetcher import TooManyFailures
+from sign_datasets.io.failed_share import TooManyFailures
 from sign_datasets.formats import base64_json, json_urls
 from sign_datasets.replica import ReplicaServer
 

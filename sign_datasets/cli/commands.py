@@ -187,8 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
 def report_error(error: BaseException) -> int | None:
     """Prints the one line for a user's error and returns its exit code (2);
     None for a bug of ours, which the caller re-raises."""
-    from sign_datasets.io import guards
-    line = guards.users_message(error)
+    from sign_datasets.cli import errors
+    line = errors.users_message(error)
     if line is None:
         return None
     print(f"error: {line}", file=sys.stderr)
@@ -218,14 +218,14 @@ def run(make_parser, argv: list[str] | None = None) -> int:
     # can still set the variable themselves.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import sign_datasets
-    from sign_datasets.io import settings
+    from sign_datasets.cli import settings_check
     try:
         if sign_datasets.startup_error is not None:
-            settings.check_all()  # a bad setting is often the cause: name it
+            settings_check.check_all()  # a bad setting is often the cause: name it
             raise sign_datasets.startup_error
         args = make_parser().parse_args(argv)
         _apply_source(args)  # --source replaces SIGN_DATASETS_SOURCE, so check it instead
-        settings.check_all()
+        settings_check.check_all()
         _check_data_dir(getattr(args, "data_dir", None))
         return args.func(args)
     except KeyboardInterrupt:

@@ -32,7 +32,7 @@ def _report_user_errors(command):
         try:
             return command(args)
         except _user_errors() as error:
-            from sign_datasets.io.guards import printable
+            from sign_datasets.cli.errors import printable
             line = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
             print(f"error: {printable(line)}", file=sys.stderr)
             return 2
