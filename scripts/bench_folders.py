@@ -81,10 +81,10 @@ def scan_timer():
     """Seconds spent in the zip scan, the part of a build that runs in one
     process whatever the worker count (the builders call it through the
     module, so timing it there sees every call)."""
-    from sign_datasets.formats import zip_folders
+    from sign_datasets.formats import zip_layout
 
     seconds: list[float] = []
-    original = zip_folders.scan_archive
+    original = zip_layout.scan_archive
 
     def timed(*args, **kwargs):
         start = time.perf_counter()
@@ -93,11 +93,11 @@ def scan_timer():
         finally:
             seconds.append(time.perf_counter() - start)
 
-    zip_folders.scan_archive = timed
+    zip_layout.scan_archive = timed
     try:
         yield seconds
     finally:
-        zip_folders.scan_archive = original
+        zip_layout.scan_archive = original
 
 
 def build_once(name: str, source: Path, workers: int) -> dict:

@@ -24,7 +24,7 @@ import sign_datasets  # noqa: F401  (registers the builders)
 from sign_datasets.core import images
 from sign_datasets.core.cleaning import Dropped, SourceError, SplitReport, clean, screen
 from sign_datasets.formats import base64_json, csv_pixels
-from sign_datasets.formats.zip_folders import LayoutError, scan_archive
+from sign_datasets.formats.zip_layout import LayoutError, scan_archive
 from sign_datasets.generate.folder_builder import FolderConfig, ImageFolderBuilder
 from sign_datasets.core.labels import CSV_LABEL_TO_INDEX
 

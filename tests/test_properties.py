@@ -191,7 +191,7 @@ def test_json_lines_reader_and_fetch_account_for_every_record(lines, crlf, tmp_p
 
 # --- member names of image-folder zips ---------------------------------------------------
 
-zip_folders = pytest.importorskip("sign_datasets.formats.zip_folders")
+zip_layout = pytest.importorskip("sign_datasets.formats.zip_layout")
 
 name_part = st.one_of(st.sampled_from(["Train", "Test", "train", "A", "B", "..", ".", "", "C:", "c:",
                                        "__MACOSX", ".hidden", "x.png", "y.jpg", "a.txt", "b.zip",
@@ -209,7 +209,7 @@ member_name = st.lists(name_part, min_size=1, max_size=5).flatmap(
 @example(name="./C:/x.png")
 @example(name="Train/A/x.png\x00.txt")
 def test_member_names_never_reach_outside_the_archive(name):
-    parts = zip_folders.normalised_parts(name)
+    parts = zip_layout.normalised_parts(name)
     if parts is None:
         return
     assert parts and all(part not in ("", ".", "..") for part in parts)
@@ -219,7 +219,7 @@ def test_member_names_never_reach_outside_the_archive(name):
 
 
 def _plain_normalised_parts(raw_name):
-    """The obvious version of zip_folders.normalised_parts, as the oracle."""
+    """The obvious version of zip_layout.normalised_parts, as the oracle."""
     name = raw_name.replace("\\", "/")
     if "\x00" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
         return None
@@ -240,9 +240,9 @@ def _plain_junk_kind(parts):
     if file_name == "desktop.ini":
         return "desktop_ini"
     suffix = posixpath.splitext(file_name)[1]
-    if suffix in zip_folders.TEXT_SUFFIXES:
+    if suffix in zip_layout.TEXT_SUFFIXES:
         return "text_file"
-    if suffix in zip_folders.ARCHIVE_SUFFIXES:
+    if suffix in zip_layout.ARCHIVE_SUFFIXES:
         return "nested_archive"
     return None
 
@@ -253,10 +253,10 @@ def _plain_junk_kind(parts):
                                                 "__MacOSX", "Desktop.ini", "x.Jpg", "..", "."]),
                                min_size=1, max_size=4).map("/".join)))
 def test_the_fast_name_rules_agree_with_the_plain_ones(name):
-    parts = zip_folders.normalised_parts(name)
+    parts = zip_layout.normalised_parts(name)
     assert parts == _plain_normalised_parts(name)
     if parts is not None:
-        assert zip_folders.junk_kind(parts) == _plain_junk_kind(parts)
+        assert zip_layout.junk_kind(parts) == _plain_junk_kind(parts)
 
 
 folder_name = st.lists(name_part, min_size=0, max_size=4).flatmap(
@@ -278,7 +278,7 @@ def test_names_judged_per_folder_agree_with_the_plain_rules(folders, files):
     for name in names:
         parts = _plain_normalised_parts(name)
         expected.append((parts, None if parts is None else _plain_junk_kind(parts)))
-    assert list(zip_folders.classify_names(names)) == expected
+    assert list(zip_layout.classify_names(names)) == expected
 
 
 @FAST
@@ -295,7 +295,7 @@ def test_every_zip_member_is_a_record_junk_or_stops_the_scan(extra, tmp_path_fac
     with zipfile.ZipFile(path) as zf:
         files = [info for info in zf.infolist() if not info.filename.endswith("/")]
     try:
-        archive = zip_folders.scan_archive(Path(path), SIGN_LETTERS)
+        archive = zip_layout.scan_archive(Path(path), SIGN_LETTERS)
     except SourceError as error:
         assert str(error).startswith("names.zip")
         return

@@ -28,7 +28,7 @@ from PIL import Image
 
 import sign_datasets  # noqa: F401  (registers the builders)
 from sign_datasets.core.cleaning import Dropped, SourceError
-from sign_datasets.formats.zip_folders import LayoutError, scan_archive
+from sign_datasets.formats.zip_layout import LayoutError, scan_archive
 from sign_datasets.io.archives import ArchiveLimits, ZipBombError
 from sign_datasets.core.labels import SIGN_LETTERS
 
@@ -641,10 +641,10 @@ def test_the_local_runner_reads_each_split_as_one_serial_pass(messy):
     """A split's plan read on 1 or 2 processes gives the records, drops
     included, of one serial pass over its members, in member order; in any
     split order, and after a split was left half read."""
-    from sign_datasets.formats import zip_folders
+    from sign_datasets.formats import zip_folders, zip_layout
     from sign_datasets.core.labels import SIGN_LETTERS
 
-    archive = zip_folders.scan_archive(messy / SIGN_ZIP, SIGN_LETTERS)
+    archive = zip_layout.scan_archive(messy / SIGN_ZIP, SIGN_LETTERS)
     spec = zip_folders.DecodeSpec(mode="L", size=(28, 28), raw=True)
     serial = {split: _outcomes(zip_folders.read_chunk(archive.records[split], str(archive.path),
                                                       archive.source, spec))
@@ -672,7 +672,7 @@ def test_long_lived_objects_are_frozen_only_while_a_build_reads(messy):
     nested blocks, a finished read and an abandoned one."""
     import gc
 
-    from sign_datasets.formats import zip_folders
+    from sign_datasets.formats import zip_folders, zip_layout
     from sign_datasets.core.labels import SIGN_LETTERS
     from sign_datasets.generate import local
     from sign_datasets.io.parallel import long_lived_objects_frozen
@@ -685,7 +685,7 @@ def test_long_lived_objects_are_frozen_only_while_a_build_reads(messy):
         assert gc.get_freeze_count() > 0  # the inner block leaves unfreezing to the outer
     assert gc.get_freeze_count() == 0
 
-    archive = zip_folders.scan_archive(messy / SIGN_ZIP, SIGN_LETTERS)
+    archive = zip_layout.scan_archive(messy / SIGN_ZIP, SIGN_LETTERS)
     assert gc.get_freeze_count() == 0
     spec = zip_folders.DecodeSpec(mode="L", size=(28, 28), raw=True)
     plans = zip_folders.split_plans("d", archive, spec, drop_leaked_from_test=False)
@@ -704,10 +704,10 @@ def test_long_lived_objects_are_frozen_only_while_a_build_reads(messy):
 def test_member_ranges_cover_every_member_once_starting_small():
     """Decode tasks: contiguous, every member once, the first ones small and
     doubling to the cap, a range closed early when its bytes reach the cap."""
-    from sign_datasets.formats import zip_folders
+    from sign_datasets.formats import zip_folders, zip_layout
 
     def ref(i, size=100):
-        return zip_folders.MemberRef(i, f"m{i}", f"m{i}", "train", 0, size, size)
+        return zip_layout.MemberRef(i, f"m{i}", f"m{i}", "train", 0, size, size)
 
     members = [ref(i) for i in range(1000)]
     members[500] = Dropped("corrupt_member", "x", "")

@@ -8,7 +8,7 @@ import dataclasses
 
 import tensorflow_datasets as tfds
 
-from sign_datasets.formats import zip_folders
+from sign_datasets.formats import zip_folders, zip_layout
 from sign_datasets.generate.builder import ENCODED_IMAGE, RAW_PIXELS, CleanedBuilder, image_features
 from sign_datasets.io.archives import ArchiveLimits
 
@@ -47,7 +47,7 @@ class ImageFolderBuilder(CleanedBuilder, skip_registration=True):
 
     def _split_generators(self, dl_manager):
         path = self.download_object(dl_manager, self.ARCHIVE)
-        archive = zip_folders.scan_archive(path, self.CLASS_NAMES, source=self.ARCHIVE,
+        archive = zip_layout.scan_archive(path, self.CLASS_NAMES, source=self.ARCHIVE,
                                            limits=self.ARCHIVE_LIMITS)
         self.info.metadata["junk"] = archive.junk_report()
         self.info.metadata["layout"] = archive.layout_report()
