@@ -6,8 +6,11 @@ import io
 import struct
 import warnings
 
+import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from sign_datasets.core.cleaning import Dropped
 
 def encode_png(pixels: np.ndarray) -> bytes:
     """PNG bytes of an (H, W, 1) or (H, W, 3) uint8 array, RGB channel order.
@@ -17,8 +20,6 @@ def encode_png(pixels: np.ndarray) -> bytes:
     settings are fixed, so the same pixels always give the same bytes. It
     runs in worker processes so that it uses every core.
     """
-    import cv2
-
     pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
     if pixels.ndim == 3 and pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
@@ -62,10 +63,6 @@ def decode_upright(data: bytes, mode: str, where: str = "",
     """`decode_image`, and whether EXIF orientation turned or flipped the
     pixels: then the original bytes, which decoders without EXIF support
     (TensorFlow's) show unturned, must not be stored as they are."""
-    from PIL import UnidentifiedImageError
-
-    from sign_datasets.core.cleaning import Dropped
-
     try:
         with warnings.catch_warnings():
             # Pillow only warns between its own limit and twice that; such a
@@ -95,8 +92,6 @@ def decode_upright(data: bytes, mode: str, where: str = "",
 
 def _to_mode(image: Image.Image, mode: str) -> Image.Image:
     """The loaded image upright, on white if it has transparency, in `mode`."""
-    from PIL import ImageOps
-
     image = ImageOps.exif_transpose(image)
     if image.mode == "I;16" or image.mode.startswith("I;16") or image.mode == "I":
         # 16-bit grey: keep the top 8 bits rather than clipping.

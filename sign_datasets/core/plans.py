@@ -67,6 +67,10 @@ class SplitPlan:
     # Called by the local runner once the split is read: closes what `read`
     # kept open in this process (a zip, an HTTP session).
     release: Callable[[], None] | None = None
+    # False when `read` mostly waits (HTTP) and overlaps its waits on threads
+    # of its own: the local runner then reads in this process, since forked
+    # workers would add nothing and would inherit every open socket.
+    in_processes: bool = True
 
 
 # The first test images with a copy in train that the report names.

@@ -324,4 +324,5 @@ def plan(dataset: str, split: str, records: Iterable[tuple[int, UrlRecord]], cac
                      read=functools.partial(fetch_batch, cache_dir=str(cache_dir), base=base,
                                             label_rule=label_rule, rules=rules),
                      to_example=to_example or sign_example, note=was_resized,
-                     note_key=RESIZED_KEY, check=check, release=release_fetchers)
+                     note_key=RESIZED_KEY, check=check, release=release_fetchers,
+                     in_processes=False)

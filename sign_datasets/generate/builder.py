@@ -19,6 +19,7 @@ from typing import Any, Iterator
 import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
+from tensorflow_datasets.core import shuffle
 
 from sign_datasets.core.cleaning import SourceError, SplitReport, format_report
 from sign_datasets.core.labels import SIGN_LETTERS
@@ -86,8 +87,6 @@ def bounded_shuffle_memory():
     build's peak memory grows with the dataset. Spilled buckets come back in
     the same hashed-key order, so the shards are byte-identical either way.
     """
-    from tensorflow_datasets.core import shuffle
-
     limit = shuffle_memory_bytes()
     previous = shuffle.MAX_MEM_BUFFER_SIZE
     shuffle.MAX_MEM_BUFFER_SIZE = min(previous, limit)

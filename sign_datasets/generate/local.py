@@ -31,6 +31,8 @@ def _read(task: tuple[int, Any]) -> list:
 
 def positioned_records(plan: SplitPlan, workers: int | None = None) -> Iterator[tuple[int, Any]]:
     """(position, record or Dropped) of the plan's work, in work order."""
+    if not plan.in_processes:
+        workers = 1
     token = next(_TOKENS)
     _PLANS[token] = plan  # before the pool forks
     try:

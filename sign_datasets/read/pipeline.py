@@ -19,6 +19,10 @@ import math
 import os
 from typing import Callable
 
+import numpy as np
+import tensorflow_datasets as tfds
+from tensorflow_datasets.core import file_adapters
+
 # Shuffle buffers hold examples in memory; bound them by bytes, not by count,
 # so a split of large images cannot take the machine's memory.
 SHUFFLE_BUFFER_BYTES = 256 * 1024 ** 2
@@ -140,10 +144,6 @@ def pipeline(name, split: str = "train", *, batch_size: int = 128, shuffle: bool
 # --- the dataset --------------------------------------------------------------
 
 def _prepared(name, data_dir):
-    import tensorflow_datasets as tfds
-
-    import sign_datasets  # noqa: F401  (registers the builders)
-
     builder = name if isinstance(name, tfds.core.DatasetBuilder) else tfds.builder(name, data_dir=data_dir)
     if not builder.is_prepared():
         raise FileNotFoundError(
@@ -156,7 +156,6 @@ def _prepared(name, data_dir):
 
 
 def _is_random_access(info) -> bool:
-    from tensorflow_datasets.core import file_adapters
     return info.file_format in file_adapters.FileFormat.with_random_access()
 
 
@@ -195,8 +194,6 @@ def _serialized_batches(builder, split, batch_size, shuffle, seed, buffer, drop_
     instructions = builder.info.splits[split].file_instructions
     if _is_random_access(builder.info):
         return _array_record_batches(instructions, batch_size, shuffle, seed, drop_remainder)
-
-    from tensorflow_datasets.core import file_adapters
     adapter = file_adapters.ADAPTER_FOR_FORMAT[builder.info.file_format]
     files = tf.data.Dataset.from_tensor_slices((
         [os.fspath(i.filename) for i in instructions],
@@ -235,7 +232,6 @@ def _array_record_batches(instructions, batch_size, shuffle, seed, drop_remainde
     def read_joined(block):
         # One string and its cut points cross into TensorFlow far faster than
         # a list of a thousand small strings.
-        import numpy as np
         records = shards.read(block.numpy())
         lengths = np.fromiter(map(len, records), np.int64, len(records))
         return b"".join(records), np.cumsum(lengths) - lengths, lengths
@@ -260,7 +256,6 @@ class _ArrayRecordShards:
     costs more than reading 128 small records; its readers do not."""
 
     def __init__(self, instructions):
-        import numpy as np
         from array_record.python import array_record_module
 
         self.readers = [array_record_module.ArrayRecordReader(
@@ -272,7 +267,6 @@ class _ArrayRecordShards:
         return int(self.ends[-1]) if len(self.ends) else 0
 
     def read(self, indices) -> list[bytes]:
-        import numpy as np
 
         indices = np.asarray(indices, np.int64)
         shard_of = np.searchsorted(self.ends, indices, side="right")
@@ -307,7 +301,6 @@ class _BatchDecoder:
         """The batch decoder of these features, or None if they need TFDS's
         per-example reader (nested features, shapes not fixed, ...)."""
         import tensorflow as tf
-        import tensorflow_datasets as tfds
 
         image_key, label_key = info.supervised_keys
         if not (isinstance(image_key, str) and isinstance(label_key, str)):
@@ -353,7 +346,6 @@ class _BatchDecoder:
 
 def _examples_one_by_one(builder, split, shuffle, seed):
     """Examples through TFDS's own reader, for features without a batch decoder."""
-    import tensorflow_datasets as tfds
 
     if _is_random_access(builder.info):
         raise ValueError(

@@ -8,11 +8,18 @@ very long names are cut.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+
+import numpy as np
+import tensorflow_datasets as tfds
+from tensorflow_datasets.core.visualization import image_visualizer
 
 MAX_TITLE = 18  # characters of a class name that fit above its picture
 
 
+# matplotlib is imported where it is used: it takes a third of a second, and
+# only commands that draw need it.
 def _pyplot():
     import matplotlib
     matplotlib.use("Agg")
@@ -59,7 +66,6 @@ def grid_figure(name: str, data_dir: str | None = None, split: str = "train", ro
                 cols: int = 8, seed: int = 0):
     """The matplotlib figure of `example_grid`: a picture per cell, its class
     name above it; the caller closes it."""
-    import tensorflow_datasets as tfds
 
     dataset, info = tfds.load(name, split=split, data_dir=data_dir, with_info=True,
                               shuffle_files=False)
@@ -89,8 +95,6 @@ def _draw_grid(examples, names: list[str], rows: int, cols: int, title: str):
 
 def raw_image_keys(info) -> list[str]:
     """Features that hold a picture as a raw uint8 (H, W, 1 or 3) tensor."""
-    import numpy as np
-    import tensorflow_datasets as tfds
 
     return [key for key, feature in info.features.items()
             if isinstance(feature, tfds.features.Tensor) and len(feature.shape) == 3
@@ -109,10 +113,6 @@ def register_show_examples() -> None:
     load the dataset; a visualizer changes nothing stored. TFDS writes class
     names as axis labels, where `$...$` would be mathtext. Idempotent.
     """
-    import importlib
-
-    from tensorflow_datasets.core.visualization import image_visualizer
-
     # The package re-exports the function under the module's name.
     show_examples = importlib.import_module("tensorflow_datasets.core.visualization.show_examples")
 
