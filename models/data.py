@@ -10,6 +10,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable
 
+from sign_datasets.catalog import registry
+from sign_datasets.read.pipeline import pipeline
+
 DEFAULT_VALIDATION_SHARE = 0.1
 DEFAULT_BATCH_SIZE = 64
 # Beyond this the decoded split is not kept in memory: tom_and_jerry at
@@ -128,8 +131,6 @@ def prepared_builder(name: str, data_dir: str | None = None, build: bool = True)
     """The TFDS builder of a built dataset. One not built yet is built first,
     as tfds.load does, saying so; with `build=False` that is a DataSetupError
     saying how to build it."""
-    from sign_datasets.catalog import registry  # registers the builders
-
     try:
         return registry.prepared_builder(name, data_dir, build)
     except (registry.UnknownDatasetError, registry.NotBuiltError) as error:
@@ -140,8 +141,6 @@ def read_split(builder, spec: str, shape: tuple[int, int, int], batch_size: int,
                shuffle: bool = False, seed: int = 0, cache: bool = False):
     """Batches of (uint8 images, labels) of one split, conformed to the model's
     input shape, through the project's tuned read path."""
-    from sign_datasets.read.pipeline import pipeline
-
     shape = tuple(shape)
     count = builder.info.splits[spec].num_examples
     image_bytes = shape[0] * shape[1] * shape[2]

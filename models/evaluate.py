@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from sign_datasets.models import artifacts, data
 
 
@@ -13,8 +15,6 @@ class ClassMismatchError(ValueError):
 
 def predictions_and_labels(model, dataset):
     """(class probabilities, true labels) over a batched (image, label) dataset."""
-    import numpy as np
-
     labels = [batch_labels.numpy() for _, batch_labels in dataset]
     if not labels:
         return np.zeros((0, model.output_shape[-1]), dtype=np.float32), np.zeros((0,), dtype=np.int64)
@@ -26,16 +26,12 @@ def predictions_and_labels(model, dataset):
 
 
 def confusion_matrix(labels, predicted, num_classes: int):
-    import numpy as np
-
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(matrix, (np.asarray(labels), np.asarray(predicted)), 1)
     return matrix
 
 
 def summarize(probabilities, labels, class_names: list[str]) -> dict:
-    import numpy as np
-
     predicted = probabilities.argmax(axis=1) if len(labels) else np.zeros((0,), dtype=np.int64)
     matrix = confusion_matrix(labels, predicted, len(class_names))
     chosen = probabilities[np.arange(len(labels)), labels] if len(labels) else np.zeros((0,))

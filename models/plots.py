@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 MAX_TICK_LABEL = 30  # characters of a class name on an axis
 
 
@@ -68,8 +70,6 @@ def plot_confusion_matrix(matrix, class_names: list[str], out: Path, title: str)
 
 
 def _plot_confusion_matrix(matrix, class_names: list[str], out: Path, title: str) -> Path:
-    import numpy as np
-
     plt = _pyplot()
     class_names = [_short(name, MAX_TICK_LABEL) for name in class_names]
     matrix = np.asarray(matrix)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
+from sign_datasets.core.cleaning import Dropped
+from sign_datasets.core.images import decode_image
 from sign_datasets.models import artifacts, data
 
 
 def read_images(paths, shape):
     """uint8 batch of image files, decoded safely and prepared exactly as in training."""
-    import numpy as np
-
-    from sign_datasets.core.images import decode_image
-
     height, width, channels = shape
     mode = "L" if channels == 1 else "RGB"
     images = []
@@ -23,8 +23,6 @@ def read_images(paths, shape):
 
 
 def top_k(probabilities, class_names: list[str], k: int = 3) -> list[list[tuple[str, float]]]:
-    import numpy as np
-
     k = max(1, min(k, len(class_names)))
     ranked = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
     return [[(class_names[i], float(row[i])) for i in order] for row, order in zip(probabilities, ranked)]
@@ -35,8 +33,6 @@ def predict_files(model_path: str | Path, paths, top: int = 3):
 
     A file that is not a readable image gets its error and does not stop the others.
     """
-    from sign_datasets.core.cleaning import Dropped
-
     model = artifacts.load_model(model_path)
     names = artifacts.class_names_of(model, artifacts.read_card(model_path))
     shape = tuple(model.input_shape[1:])
@@ -47,7 +43,6 @@ def predict_files(model_path: str | Path, paths, top: int = 3):
         except (Dropped, OSError) as error:
             results.append((str(path), None, str(error)))
     if readable:
-        import numpy as np
         batch = np.stack([image for _, image in readable])
         ranked = top_k(model.predict(batch, verbose=0), names, top)
         results += [(str(path), ranking, None) for (path, _), ranking in zip(readable, ranked)]

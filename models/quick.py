@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import time
 
+import tensorflow_datasets as tfds
+
 
 def build_small_cnn(num_classes: int, input_shape=(28, 28, 1)):
     import keras
@@ -32,7 +34,6 @@ def train_and_evaluate(name: str, data_dir: str | None = None, epochs: int = 2,
     """Trains on `train`, returns (test accuracy, seconds)."""
     import keras
     import tensorflow as tf
-    import tensorflow_datasets as tfds
 
     keras.utils.set_random_seed(seed)
     (train, test), info = tfds.load(name, split=["train", "test"], as_supervised=True,

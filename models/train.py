@@ -14,7 +14,11 @@ import math
 import time
 from pathlib import Path
 
-from sign_datasets.models import artifacts, data, evaluate, plots
+import tensorflow_datasets as tfds
+
+import sign_datasets
+from sign_datasets.models import (artifacts, cnn, data, dense, evaluate, plots, regularized,
+                                  transfer, tune)
 
 MODEL_NAMES = ("dense", "regularized", "cnn", "transfer", "tune")
 DEFAULT_PATIENCE = 3
@@ -88,7 +92,6 @@ def _input_settings(options: TrainingOptions):
     """(image size, channels) the model needs from the dataset."""
     if options.model != "transfer":
         return options.image_size, options.channels
-    from sign_datasets.models import transfer
     image_size = options.image_size or transfer.default_image_size(options.backbone)
     if options.channels not in (None, 3):
         raise data.DataSetupError("the transfer backbones take RGB images (channels 3)")
@@ -98,20 +101,15 @@ def _input_settings(options: TrainingOptions):
 def build_model(options: TrainingOptions, splits, tuning: dict | None = None):
     shape, classes = splits.input_shape, len(splits.class_names)
     if options.model == "dense":
-        from sign_datasets.models import dense
         return dense.build_model(shape, classes, options.learning_rate)
     if options.model == "regularized":
-        from sign_datasets.models import regularized
         return regularized.build_model(shape, classes, options.learning_rate)
     if options.model == "cnn":
-        from sign_datasets.models import cnn
         return cnn.build_model(shape, classes, options.learning_rate)
     if options.model == "transfer":
-        from sign_datasets.models import transfer
         return transfer.build_model(shape, classes, backbone=options.backbone,
                                     weights=options.weights, learning_rate=options.learning_rate)
     if options.model == "tune":
-        from sign_datasets.models import tune
         return tune.build_best_model(shape, classes, tuning)
     raise ValueError(f"unknown model {options.model!r}; choose from {MODEL_NAMES}")
 
@@ -140,9 +138,6 @@ def _callbacks(options: TrainingOptions, out: Path):
 def _versions() -> dict:
     import keras
     import tensorflow as tf
-    import tensorflow_datasets as tfds
-
-    import sign_datasets
     return {"sign_datasets": sign_datasets.__version__, "tensorflow": tf.__version__,
             "keras": keras.__version__, "tensorflow_datasets": tfds.__version__}
 
@@ -171,7 +166,6 @@ def run(options: TrainingOptions):
     tuning = None
     started = time.perf_counter()
     if options.model == "tune":
-        from sign_datasets.models import tune
         tuning = tune.search(splits, out / artifacts.TUNER_DIR, max_epochs=options.tune_max_epochs,
                              max_trials=options.tune_max_trials, seed=options.seed,
                              verbose=options.verbose)

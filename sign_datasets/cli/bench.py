@@ -10,6 +10,7 @@ scripts share: the machine's description and the section writer.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import re
@@ -225,7 +226,6 @@ def write_section(heading: str, text: str, path: Path = BENCHMARKS) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
     parser = argparse.ArgumentParser(prog="sign-datasets bench", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     return run_from_args(parser.parse_args(argv))

@@ -7,9 +7,17 @@ TensorFlow is imported only by the commands that need it, so `replica` and
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+import time
 from pathlib import Path
+
+from tensorflow_datasets.core import constants
+
+from sign_datasets.catalog import registry
+from sign_datasets.cli import bench, builds, catalog_commands, demo, runner, training_commands
+from sign_datasets.core.cleaning import format_report
+from sign_datasets.io import guards
+from sign_datasets.replica import DEFAULT_SCALE, ReplicaServer, make_replica
 
 
 def _add_source(parser: argparse.ArgumentParser) -> None:
@@ -24,15 +32,7 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
                                            "~/tensorflow_datasets)")
 
 
-def _apply_source(args) -> None:
-    if getattr(args, "source_base", None):
-        from sign_datasets.io import sources
-        os.environ[sources.SOURCE_ENV] = args.source_base
-        sources.source_base()  # fail now, with the message, if it is unusable
-
-
 def cmd_replica_make(args) -> int:
-    from sign_datasets.replica import make_replica
     manifest = make_replica(Path(args.dir), scale=args.scale, seed=args.seed, progress=True)
     total = sum(f.stat().st_size for f in Path(args.dir).rglob("*") if f.is_file())
     print(f"replica written to {Path(args.dir).resolve()} (scale {manifest['scale']}, "
@@ -41,9 +41,6 @@ def cmd_replica_make(args) -> int:
 
 
 def cmd_replica_serve(args) -> int:
-    import time
-
-    from sign_datasets.replica import ReplicaServer
     server = ReplicaServer(Path(args.dir), port=args.port, latency=args.latency,
                            fail_rate=args.fail_rate)
     server.start()
@@ -62,14 +59,10 @@ def cmd_replica_serve(args) -> int:
 
 def data_dir_of(args) -> str:
     """The data dir a command uses: --data-dir, else TFDS's default."""
-    from tensorflow_datasets.core import constants
     return args.data_dir or constants.get_default_data_dir()
 
 
 def cmd_build(args) -> int:
-    from sign_datasets.catalog import registry
-    from sign_datasets.cli import builds
-    from sign_datasets.io import guards
     if args.all == bool(args.names):
         print("error: name datasets to build, or --all (not both)", file=sys.stderr)
         return 2
@@ -81,7 +74,7 @@ def cmd_build(args) -> int:
         # Checked once here: a missing apache-beam or empty options would
         # otherwise fail every dataset the same way.
         try:
-            from sign_datasets.generate import beam
+            from sign_datasets.generate import beam  # imports apache-beam, an optional extra
             beam.pipeline_options(args.beam)
         except (ImportError, ValueError) as error:
             print(f"error: --beam: {error}", file=sys.stderr)
@@ -98,8 +91,6 @@ def cmd_build(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from sign_datasets.catalog import registry
-    from sign_datasets.core.cleaning import format_report
     try:
         reports = registry.stored_report(args.name, data_dir=args.data_dir)
     except registry.NotBuiltError as error:
@@ -110,12 +101,10 @@ def cmd_report(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from sign_datasets.cli import demo
     return demo.run(out=Path(args.out), scale=args.scale, epochs=args.epochs, seed=args.seed)
 
 
 def cmd_bench(args) -> int:
-    from sign_datasets.cli import bench
     return bench.run_from_args(args)
 
 
@@ -129,7 +118,6 @@ def build_parser() -> argparse.ArgumentParser:
     replica_commands = replica.add_subparsers(dest="replica_command", required=True)
     make = replica_commands.add_parser("make", help="write every bucket object into DIR")
     make.add_argument("dir")
-    from sign_datasets.replica import DEFAULT_SCALE
     make.add_argument("--scale", type=float, default=DEFAULT_SCALE,
                       help=f"share of the real counts (1 = real counts; default {DEFAULT_SCALE})")
     make.add_argument("--seed", type=int, default=0)
@@ -162,84 +150,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(report)
     report.set_defaults(func=cmd_report)
 
-    demo = commands.add_parser("demo", help="replica -> builds -> a small CNN, end to end")
-    demo.add_argument("--out", default="demo-output",
-                      help="folder for the data dir, the replica and the pictures")
-    demo.add_argument("--scale", type=float, default=0.1, help="replica scale")
-    demo.add_argument("--epochs", type=int, default=2)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(func=cmd_demo)
+    demo_parser = commands.add_parser("demo", help="replica -> builds -> a small CNN, end to end")
+    demo_parser.add_argument("--out", default="demo-output",
+                             help="folder for the data dir, the replica and the pictures")
+    demo_parser.add_argument("--scale", type=float, default=0.1, help="replica scale")
+    demo_parser.add_argument("--epochs", type=int, default=2)
+    demo_parser.add_argument("--seed", type=int, default=0)
+    demo_parser.set_defaults(func=cmd_demo)
 
     bench_parser = commands.add_parser(
         "bench", help="run every benchmark of scripts/ and rewrite docs/BENCHMARKS.md")
-    from sign_datasets.cli.bench import add_arguments as add_bench_arguments
-    add_bench_arguments(bench_parser)
+    bench.add_arguments(bench_parser)
     bench_parser.set_defaults(func=cmd_bench)
 
-    from sign_datasets.cli.catalog_commands import add_commands as add_catalog_commands
-    add_catalog_commands(commands)
-
-    from sign_datasets.cli.training_commands import add_commands as add_training_commands
-    add_training_commands(commands)
+    catalog_commands.add_commands(commands)
+    training_commands.add_commands(commands)
     return parser
 
 
-def report_error(error: BaseException) -> int | None:
-    """Prints the one line for a user's error and returns its exit code (2);
-    None for a bug of ours, which the caller re-raises."""
-    from sign_datasets.cli import errors
-    line = errors.users_message(error)
-    if line is None:
-        return None
-    print(f"error: {line}", file=sys.stderr)
-    return 2
-
-
-def _check_data_dir(data_dir: str | None) -> None:
-    """--data-dir of any command: given, it names a folder (or a remote one)."""
-    from sign_datasets.io.settings import SettingsError
-    if data_dir is None or "://" in data_dir:
-        return
-    if not data_dir.strip():
-        raise SettingsError("--data-dir is empty; give a folder, or leave the option out for "
-                            "TFDS's default")
-    from sign_datasets.io import guards
-    guards.no_file_for_folder(data_dir, "--data-dir")
-
-
-def run(make_parser, argv: list[str] | None = None) -> int:
-    """Parses and runs a command; a user's error becomes one line and exit 2.
-
-    A broken catalog or setting met while importing the package is reported
-    first, whatever the command (--help included); then every setting is
-    checked once, before any work.
-    """
-    # TensorFlow's C++ start-up chatter buries our tables; users who want it
-    # can still set the variable themselves.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import sign_datasets
-    from sign_datasets.cli import settings_check
-    try:
-        if sign_datasets.startup_error is not None:
-            settings_check.check_all()  # a bad setting is often the cause: name it
-            raise sign_datasets.startup_error
-        args = make_parser().parse_args(argv)
-        _apply_source(args)  # --source replaces SIGN_DATASETS_SOURCE, so check it instead
-        settings_check.check_all()
-        _check_data_dir(getattr(args, "data_dir", None))
-        return args.func(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as error:  # noqa: BLE001 - the CLI's one place to turn errors into words
-        code = report_error(error)
-        if code is None:
-            raise
-        return code
-
-
 def main(argv: list[str] | None = None) -> int:
-    return run(build_parser, argv)
+    return runner.run(build_parser, argv)
 
 
 if __name__ == "__main__":

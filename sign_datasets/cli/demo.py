@@ -12,12 +12,15 @@ import sys
 import time
 from pathlib import Path
 
+from sign_datasets.catalog import page, registry
+from sign_datasets.cli import builds
 from sign_datasets.io import sources
+from sign_datasets.models import quick
+from sign_datasets.read import visualize
+from sign_datasets.replica import ReplicaServer, make_replica
 
 
 def run(out: Path, scale: float = 0.1, epochs: int = 2, seed: int = 0) -> int:
-    from sign_datasets.replica import ReplicaServer, make_replica
-
     started = time.perf_counter()
     out = out.resolve()
     replica_dir = out / "replica"
@@ -30,8 +33,6 @@ def run(out: Path, scale: float = 0.1, epochs: int = 2, seed: int = 0) -> int:
         previous = os.environ.get(sources.SOURCE_ENV)
         os.environ[sources.SOURCE_ENV] = server.base_url
         try:
-            from sign_datasets.catalog import registry
-            from sign_datasets.cli import builds
             names = registry.all_dataset_names()
             print(f"[3/6] building {', '.join(names)} into {data_dir}", flush=True)
             results = builds.build_many(names, data_dir=str(data_dir))
@@ -51,19 +52,16 @@ def run(out: Path, scale: float = 0.1, epochs: int = 2, seed: int = 0) -> int:
         return 1
 
     print(f"[4/6] training a small CNN on sign_mnist_csv for {epochs} epoch(s)", flush=True)
-    from sign_datasets.models import quick
     accuracy, seconds = quick.train_and_evaluate("sign_mnist_csv", data_dir=str(data_dir),
                                                  epochs=epochs, seed=seed)
     print(f"      test accuracy {accuracy:.3f} (chance is {1 / 24:.3f}), {seconds:.0f} s")
 
     grid = out / "sign_mnist_csv_examples.png"
     print(f"[5/6] writing a grid of examples to {grid}", flush=True)
-    from sign_datasets.read import visualize
     visualize.example_grid("sign_mnist_csv", data_dir=str(data_dir), out=grid)
 
     site = out / "catalog"
     print(f"[6/6] writing the catalog page of what was built to {site}", flush=True)
-    from sign_datasets.catalog import page
     index = page.write_site(site, data_dir=str(data_dir), names=names)
 
     print()

@@ -11,28 +11,31 @@ import argparse
 import json
 import sys
 
+from sign_datasets.cli import runner
+from sign_datasets.cli.errors import printable
+from sign_datasets.core.cleaning import Dropped
+from sign_datasets.models.artifacts import ModelFileError
+from sign_datasets.models.data import DataSetupError
+from sign_datasets.models.evaluate import ClassMismatchError, evaluate_saved_model
+from sign_datasets.models.predict import predict_files
+from sign_datasets.models.train import TrainingOptions, train
+from sign_datasets.models.transfer import WeightsError
+from sign_datasets.models.tune import KerasTunerMissing
+
 MODEL_CHOICES = ("dense", "regularized", "cnn", "transfer", "tune")
 BACKBONE_CHOICES = ("mobilenet_v2", "inception_v3")
 
 
-def _user_errors() -> tuple[type[Exception], ...]:
-    """Errors whose message tells the user what to do; no traceback for them."""
-    from sign_datasets.core.cleaning import Dropped
-    from sign_datasets.models.artifacts import ModelFileError
-    from sign_datasets.models.data import DataSetupError
-    from sign_datasets.models.evaluate import ClassMismatchError
-    from sign_datasets.models.transfer import WeightsError
-    from sign_datasets.models.tune import KerasTunerMissing
-    return (DataSetupError, ClassMismatchError, WeightsError, KerasTunerMissing, Dropped,
-            ModelFileError, FileNotFoundError)
+# Errors whose message tells the user what to do; no traceback for them.
+USER_ERRORS = (DataSetupError, ClassMismatchError, WeightsError, KerasTunerMissing, Dropped,
+               ModelFileError, FileNotFoundError)
 
 
 def _report_user_errors(command):
     def run(args) -> int:
         try:
             return command(args)
-        except _user_errors() as error:
-            from sign_datasets.cli.errors import printable
+        except USER_ERRORS as error:
             line = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
             print(f"error: {printable(line)}", file=sys.stderr)
             return 2
@@ -55,8 +58,6 @@ def _accuracy(text: str) -> float:
 
 @_report_user_errors
 def cmd_train(args) -> int:
-    from sign_datasets.models.train import TrainingOptions, train
-
     options = TrainingOptions(
         dataset=args.dataset, model=args.model, epochs=args.epochs, out=args.out,
         batch_size=args.batch_size, data_dir=args.data_dir,
@@ -81,8 +82,6 @@ def cmd_train(args) -> int:
 
 @_report_user_errors
 def cmd_evaluate(args) -> int:
-    from sign_datasets.models.evaluate import evaluate_saved_model
-
     result = evaluate_saved_model(args.model, args.dataset, split=args.split,
                                   data_dir=args.data_dir, batch_size=args.batch_size,
                                   build=not args.no_build)
@@ -100,8 +99,6 @@ def cmd_evaluate(args) -> int:
 
 @_report_user_errors
 def cmd_predict(args) -> int:
-    from sign_datasets.models.predict import predict_files
-
     failed = 0
     for path, ranking, error in predict_files(args.model, args.images, top=args.top):
         if error:
@@ -184,8 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sign_datasets.cli.commands import run
-    return run(build_parser, argv)
+    return runner.run(build_parser, argv)
 
 
 if __name__ == "__main__":

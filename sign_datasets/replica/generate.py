@@ -18,8 +18,11 @@ import contextlib
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import zipfile
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -501,10 +504,6 @@ def _write_in_subprocesses(dest: Path, names: list[str], scale: float, seed: int
     are plain `python -c` runs rather than multiprocessing, which would
     re-import the caller's main script and fail in scripts without a
     __main__ guard."""
-    import subprocess
-    import sys
-    from concurrent.futures import ThreadPoolExecutor
-
     env = dict(os.environ)
     package_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
