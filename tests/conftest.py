@@ -13,6 +13,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
+# Helper modules that assert, or that test modules also name in
+# pytest_plugins: their asserts explain a failure as a test's do.
+pytest.register_assert_rewrite("image_helpers", "zip_helpers", "catalog_refusals", "loopback_http")
+
 REPO = Path(__file__).resolve().parents[1]
 REAL_BUCKET_COPY = REPO.parent / "shared" / "reference" / "platzi-tf2"
 
