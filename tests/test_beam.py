@@ -25,7 +25,7 @@ import pytest
 from PIL import Image
 
 from conftest import REPO, quiet_env
-from sign_datasets.formats import csv_pixels
+from sign_datasets.formats import csv_lines, csv_pixels
 
 tfds = pytest.importorskip("tensorflow_datasets")
 pytest.importorskip("apache_beam")
@@ -181,7 +181,7 @@ def dirty_source(replica_dir, tmp_path_factory) -> Path:
 def env(dirty_source):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SIGN_DATASETS_SOURCE", str(dirty_source))
-        patch.setenv(csv_pixels.BEAM_RANGE_ENV, RANGE_BYTES)
+        patch.setenv(csv_lines.BEAM_RANGE_ENV, RANGE_BYTES)
         # 4 of the 16 records of the dirty data.json fail on purpose.
         patch.setenv("SIGN_DATASETS_MAX_FAILED_SHARE", "0.5")
         yield
@@ -288,8 +288,8 @@ def test_byte_ranges_give_every_line_once_numbered_as_the_whole_file(dirty_sourc
     rng = random.Random(0)
     for size in (1, 997, 3000, 100_000, 1_300_000, len(data)):
         pieces = []
-        for byte_range in csv_pixels.byte_ranges(start, len(data), size + rng.randrange(50)):
-            pieces += flatten(csv_pixels.iter_range_chunks(io.BytesIO(data), "f", *byte_range,
+        for byte_range in csv_lines.byte_ranges(start, len(data), size + rng.randrange(50)):
+            pieces += flatten(csv_lines.iter_range_chunks(io.BytesIO(data), "f", *byte_range,
                                                            chunk_rows=50))
         assert sorted(pieces, key=str) == sorted(whole, key=str), size
 

@@ -193,10 +193,10 @@ def test_team_dataset_on_beam_equals_its_local_build(team, name, mode, drops, tm
 def test_csv_ranges_of_a_plain_file_seek_to_the_same_lines(team):
     """A plain file's ranges start from line counts the launcher took in one
     pass; they must give the lines a whole read gives, numbered alike."""
-    from sign_datasets.formats import csv_pixels
+    from sign_datasets.formats import csv_lines, csv_pixels
 
     path = team["root"] / "csv/first.csv"
-    file = csv_pixels.CsvFile(str(path), None, "first.csv")
+    file = csv_lines.CsvFile(str(path), None, "first.csv")
     with open(path, "rb") as stream:
         whole = [line for chunk in csv_pixels.iter_chunks(stream, "first.csv", 64)
                  for line in chunk]
@@ -206,7 +206,7 @@ def test_csv_ranges_of_a_plain_file_seek_to_the_same_lines(team):
         pieces = []
         for work in ranges:
             with open(path, "rb") as stream:
-                for chunk in csv_pixels.iter_range_chunks(stream, "first.csv", work.start,
+                for chunk in csv_lines.iter_range_chunks(stream, "first.csv", work.start,
                                                           work.end, known=work.known):
                     pieces.extend(chunk)
         assert pieces == whole, range_bytes

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from sign_datasets.core.cleaning import SourceError, SplitReport, clean
-from sign_datasets.formats import csv_pixels
+from sign_datasets.formats import csv_lines, csv_pixels
 from sign_datasets.generate import local
 from sign_datasets.core.labels import CSV_LABEL_TO_INDEX
 
@@ -102,7 +102,7 @@ def test_header_only_gives_zero_records():
 
 
 def test_overlong_line_is_dropped_without_reading_it_whole(monkeypatch):
-    monkeypatch.setattr(csv_pixels, "MAX_LINE_BYTES", 20000)
+    monkeypatch.setattr(csv_lines, "MAX_LINE_BYTES", 20000)
     long_line = "1," + "9" * 70000
     kept, report = read_all("\n".join([HEADER, row(1), long_line, row(2)]) + "\n")
     assert dict(report.drops) == {"line_too_long": 1}
@@ -129,11 +129,11 @@ def test_plan_on_the_local_runner_reads_as_one_serial_pass(tmp_path, in_zip, wor
         path = tmp_path / "rows.zip"
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
             zf.writestr("data/rows.csv", text)
-        file = csv_pixels.CsvFile(str(path), "data/rows.csv", SOURCE)
+        file = csv_lines.CsvFile(str(path), "data/rows.csv", SOURCE)
     else:
         path = tmp_path / "rows.csv"
         path.write_text(text)
-        file = csv_pixels.CsvFile(str(path), None, SOURCE)
+        file = csv_lines.CsvFile(str(path), None, SOURCE)
     plan = csv_pixels.plan("d", "train", [file], csv_pixels.row_rules(CSV_LABEL_TO_INDEX),
                            lambda row: (row.line, row), range_bytes=5000)
     assert len(plan.work) > 20

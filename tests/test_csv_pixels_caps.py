@@ -11,7 +11,7 @@ import pytest
 
 from sign_datasets.core.cleaning import SourceError, SplitReport, clean
 from sign_datasets.core.labels import CSV_LABEL_TO_INDEX
-from sign_datasets.formats import csv_pixels
+from sign_datasets.formats import csv_lines, csv_pixels
 
 
 HEADER = "label," + ",".join(f"pixel{i}" for i in range(1, 785))
@@ -61,7 +61,7 @@ def test_a_chunk_never_holds_more_than_its_byte_cap():
     chunks = list(csv_pixels.iter_chunks(stream, "big.csv", chunk_rows=2048))
     assert sum(len(chunk) for chunk in chunks) == 60
     assert len(chunks) > 1
-    assert all(sum(len(l) for _, l in chunk) < csv_pixels.MAX_CHUNK_BYTES + len(line)
+    assert all(sum(len(l) for _, l in chunk) < csv_lines.MAX_CHUNK_BYTES + len(line)
                for chunk in chunks)
 
 

@@ -7,7 +7,7 @@ import tensorflow_datasets as tfds
 
 from sign_datasets.catalog.loader import project_entry
 from sign_datasets.core.labels import CSV_LABEL_TO_INDEX
-from sign_datasets.formats import csv_pixels
+from sign_datasets.formats import csv_lines, csv_pixels
 from sign_datasets.generate.builder import CleanedBuilder, sign_features
 
 # Version, release notes, configs and sources: sign_datasets/catalog/catalog.toml.
@@ -39,7 +39,7 @@ class Builder(CleanedBuilder):
         members = {"train": self.builder_config.train_member, "test": TEST_MEMBER}
         return {split: self._generate_examples(csv_pixels.plan(
                     self.info.full_name, split,
-                    [csv_pixels.CsvFile(archive, member, f"{ARCHIVE}/{member}")],
+                    [csv_lines.CsvFile(archive, member, f"{ARCHIVE}/{member}")],
                     rules=csv_pixels.row_rules(CSV_LABEL_TO_INDEX),
                     to_example=functools.partial(csv_pixels.to_example,
                                                  label_map=CSV_LABEL_TO_INDEX)))

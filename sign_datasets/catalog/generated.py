@@ -27,7 +27,7 @@ from sign_datasets.catalog.loader import project_entry
 from sign_datasets.catalog.paths import (PathRefused, allowed_roots, open_beneath, sha256_of,
                                          source_path)
 from sign_datasets.core.cleaning import Dropped, MissingSource, SourceError
-from sign_datasets.formats import base64_json, csv_pixels, json_urls
+from sign_datasets.formats import base64_json, csv_lines, csv_pixels, json_urls
 from sign_datasets.generate.folder_builder import FolderConfig, ImageFolderBuilder
 from sign_datasets.io.archives import open_member
 from sign_datasets.core.plans import SplitPlan, positioned
@@ -236,7 +236,7 @@ class CsvPixelsDataset(RecordsDataset, skip_registration=True):
     def split_plan(self, split, fetched, dl_manager) -> SplitPlan:
         entry = self.ENTRY
         label_map = {file_label: index for index, file_label in enumerate(entry.file_labels())}
-        files = [csv_pixels.CsvFile(os.fspath(path), source.member, source.label)
+        files = [csv_lines.CsvFile(os.fspath(path), source.member, source.label)
                  for source, path in fetched]
         return csv_pixels.plan(
             self.info.full_name, split, files,

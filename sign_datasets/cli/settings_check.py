@@ -16,7 +16,7 @@ from typing import Callable
 from sign_datasets.catalog.loader import CATALOG_ENV
 from sign_datasets.catalog.paths import ALLOWED_ROOTS_ENV
 from sign_datasets.catalog.teams import catalog_paths_from_env
-from sign_datasets.formats import csv_pixels
+from sign_datasets.formats import csv_lines
 from sign_datasets.generate import builder
 from sign_datasets.io import fetch_settings, parallel, sources
 from sign_datasets.io.failed_share import MAX_FAILED_SHARE_ENV, max_failed_share
@@ -51,7 +51,7 @@ def checks() -> list[tuple[str, Callable[[], object]]]:
         (sources.SOURCE_ENV, _source_base),
         (parallel.WORKERS_ENV, parallel.default_workers),
         (builder.SHUFFLE_MEMORY_ENV, builder.shuffle_memory_bytes),
-        (csv_pixels.BEAM_RANGE_ENV, csv_pixels.beam_range_bytes),
+        (csv_lines.BEAM_RANGE_ENV, csv_lines.beam_range_bytes),
         (CATALOG_ENV, catalog_paths_from_env),
         (ALLOWED_ROOTS_ENV, lambda: folder_list(ALLOWED_ROOTS_ENV)),
     ] + _fetch_checks()
