@@ -1,8 +1,10 @@
 """What every builder of the project shares.
 
-A builder in `builders/` declares features, source objects, a reader and
-rules; this base class turns that into TFDS generation with cleaning
-accounting stored in `info.metadata["cleaning"]` and printed after a build.
+A builder declares its features and sources and makes one plan per split
+with its format module (`formats.*.plan`); this base class runs each plan on
+the local runner or on Beam, stores the cleaning accounting in
+`info.metadata["cleaning"]` and prints it after a build, and guards the
+build (one at a time, nothing published on failure, a full disk named).
 """
 
 from __future__ import annotations
@@ -114,7 +116,6 @@ def _fresh_downloads_removed_on_source_errors():
     downloaded (an HTML error page, a file a server cut short), so the next
     build downloads them again instead of failing on the same bytes forever;
     the error says so."""
-
     downloads.forget_fresh_downloads()
     try:
         yield
