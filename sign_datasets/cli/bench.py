@@ -10,7 +10,6 @@ scripts share: the machine's description and the section writer.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import re
@@ -225,12 +224,6 @@ def write_section(heading: str, text: str, path: Path = BENCHMARKS) -> None:
     path.write_text(updated.rstrip("\n") + "\n")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sign-datasets bench", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run_from_args(parser.parse_args(argv))
-
-
 def add_arguments(parser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="small data and one repeat: every benchmark in a few minutes; "
@@ -250,6 +243,3 @@ def run_from_args(args) -> int:
     print("\n" + format_runs(runs, args.quick, write))
     return 0 if all(run.returncode == 0 for run in runs) else 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())
