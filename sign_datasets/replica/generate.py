@@ -14,85 +14,34 @@ or by the order in which objects are asked for.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import os
 import subprocess
 import sys
-import zipfile
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
-from tqdm import tqdm
 
 from sign_datasets.core.labels import INDEX_TO_CSV_LABEL, SIGN_LETTERS
 from sign_datasets.replica import synthetic
+from sign_datasets.replica.bucket import (ALL_OBJECTS, CIFAR100_LABELS, CIFAR_LABELS, DATABASES_ZIP,
+                                          FIRST_ZERO_ROW, FWEFEW, FWEFEW_ROWS, IMAGE_FOLDER_ZIPS,
+                                          IMG_MNIST, MALARIA_ZIP, REAL_BUCKET, REPEATED_ZERO_ROWS,
+                                          SIGN_IMG_ZIP, SPLITS, TOM_JERRY_ZIP, TUMOR_ZIP,
+                                          csv_row_counts, image_folder_counts, img_mnist_name,
+                                          json_entries, split_counts)
+from sign_datasets.replica.zip_writer import (ZipWriter, atomic_path, file_facts, progress_bar,
+                                            seeded_rng)
 
-REAL_BUCKET = "https://storage.googleapis.com/platzi-tf2/"
 DEFAULT_SCALE = 0.02
 MANIFEST_NAME = "replica-manifest.json"
 MANIFEST_FORMAT = 1
 
-DATABASES_ZIP = "databasesLoadData.zip"
-IMG_MNIST = "img_mnist"
-SIGN_IMG_ZIP = "sign-language-img.zip"
-MALARIA_ZIP = "MalariaCells.zip"
-TOM_JERRY_ZIP = "TomAndJerry.zip"
-TUMOR_ZIP = "TumorClassification.zip"
-CIFAR_LABELS = "cifar100_labels.json"
-# "img_mnist" stands for every img_mnist/<n>_<L>.jpg object at once.
-ALL_OBJECTS = (DATABASES_ZIP, IMG_MNIST, SIGN_IMG_ZIP, MALARIA_ZIP, TOM_JERRY_ZIP, TUMOR_ZIP, CIFAR_LABELS)
 
-# The real data.json has 9 lines. The fetcher benchmark wants hundreds of URLs,
-# so larger scales list more: max(9, round(SCALE_JSON_LINES * scale)) lines.
-SCALE_JSON_LINES = 450
-REAL_JSON_ENTRIES = (
-    (29, "B"), (30, "B"), (95, "B"), (58, "A"), (50, "A"), (46, "A"), (3, "C"), (32, "C"), (2, "C"),
-)
 
-# Real counts (SOURCES.md); the replica scales them.
-REAL_CSV_TRAIN_ROWS = 27455
-REAL_CSV_TEST_ROWS = 7172
-# The dirty rows sit at fixed indices, so the CSV never gets fewer rows than
-# these minimums whatever the scale.
-MIN_CSV_TRAIN_ROWS = 900
-MIN_CSV_TEST_ROWS = 100
-FIRST_ZERO_ROW = 49
-REPEATED_ZERO_ROWS = (317, 487, 595, 689)
-FWEFEW_ROWS = (727, 802, 861)
-FWEFEW = "fwefew"
-
-IMAGE_FOLDER_ZIPS = {
-    SIGN_IMG_ZIP: {"classes": SIGN_LETTERS, "train": 27455, "test": 7172},
-    MALARIA_ZIP: {"classes": ("Parasitized", "Uninfected"), "train": 27558, "test": 15832},
-    TOM_JERRY_ZIP: {"classes": ("Tom", "Jerry"), "train": 301, "test": 42},
-    TUMOR_ZIP: {"classes": ("BENIGN", "MALIGNANT", "NORMAL"), "train": 1050, "test": 144},
-}
-MIN_PER_CLASS = 2
-SPLITS = ("Train", "Test")
-
-CIFAR100_LABELS = (
-    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle",
-    "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle", "caterpillar", "cattle",
-    "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch", "crab", "crocodile", "cup", "dinosaur",
-    "dolphin", "elephant", "flatfish", "forest", "fox", "girl", "hamster", "house", "kangaroo", "computer_keyboard",
-    "lamp", "lawn_mower", "leopard", "lion", "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain",
-    "mouse", "mushroom", "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree",
-    "plain", "plate", "poppy", "porcupine", "possum", "rabbit", "raccoon", "ray", "road", "rocket",
-    "rose", "sea", "seal", "shark", "shrew", "skunk", "skyscraper", "snail", "snake", "spider",
-    "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank", "telephone", "television", "tiger", "tractor",
-    "train", "trout", "tulip", "turtle", "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm",
-)
-assert len(CIFAR100_LABELS) == 100
-
-_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-# Level 1: the noisy synthetic CSV text deflates 6x faster than at level 6
-# for 20 % more bytes, and the JPEGs barely shrink at any level.
-_DEFLATE_LEVEL = 1
 _SIGN_JPEG_QUALITY = 75  # Pillow's default, which the real base64 JPEG looks like
 _CSV_CHUNK = 1024
 _PIXEL_TEXT = tuple(str(v) for v in range(256))
@@ -100,146 +49,14 @@ _PIXEL_TEXT = tuple(str(v) for v in range(256))
 
 # ------------------------------------------------------------------ counts ----
 
-def csv_row_counts(scale: float) -> tuple[int, int]:
-    """(train rows, test rows) of the sign MNIST CSVs at `scale`."""
-    return (
-        max(MIN_CSV_TRAIN_ROWS, round(REAL_CSV_TRAIN_ROWS * scale)),
-        max(MIN_CSV_TEST_ROWS, round(REAL_CSV_TEST_ROWS * scale)),
-    )
-
-
-def json_entries(scale: float) -> list[tuple[int, str]]:
-    """(n, LETTER) of every data.json line / img_mnist object at `scale`.
-
-    The first 9 are the real file's; extra ones cycle over the 24 letters with
-    numbers from 100 up, which the real names (all below 100) never use.
-    """
-    lines = max(len(REAL_JSON_ENTRIES), round(SCALE_JSON_LINES * scale))
-    entries = list(REAL_JSON_ENTRIES[:lines])
-    for i in range(lines - len(entries)):
-        entries.append((100 + i // len(SIGN_LETTERS), SIGN_LETTERS[i % len(SIGN_LETTERS)]))
-    return entries
-
-
-def img_mnist_name(n: int, letter: str) -> str:
-    return f"{IMG_MNIST}/{n}_{letter.upper()}.jpg"
-
-
-def split_counts(total: int, n_classes: int, minimum: int = MIN_PER_CLASS) -> list[int]:
-    """Spreads `total` over the classes as evenly as possible, the first classes
-    taking the remainder, with at least `minimum` each."""
-    total = max(total, minimum * n_classes)
-    base, rem = divmod(total, n_classes)
-    return [base + 1 if i < rem else base for i in range(n_classes)]
-
-
-def image_folder_counts(object_name: str, scale: float) -> dict[str, dict[str, int]]:
-    spec = IMAGE_FOLDER_ZIPS[object_name]
-    out = {}
-    for split in SPLITS:
-        counts = split_counts(round(spec[split.lower()] * scale), len(spec["classes"]))
-        out[split] = dict(zip(spec["classes"], counts))
-    return out
-
 
 # ---------------------------------------------------------------- helpers ----
-
-def _rng(seed: int, *tags: object) -> np.random.Generator:
-    # crc32 rather than hash(): str hashes are salted per process.
-    return np.random.default_rng([seed] + [zlib.crc32(str(t).encode("utf-8")) for t in tags])
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-@contextlib.contextmanager
-def _atomic_path(final: Path) -> Iterator[Path]:
-    # A server may be serving the folder while it is regenerated: readers see
-    # either the old file or the complete new one, never a half-written zip.
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(final.name + ".part")
-    try:
-        yield tmp
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _file_facts(path: Path) -> dict:
-    return {"bytes": path.stat().st_size, "sha256": _sha256_file(path)}
-
-
-class _ZipWriter:
-    """Deterministic zip writing: fixed timestamps, Unix attributes, explicit
-    directory entries before their contents (as zip tools write them)."""
-
-    def __init__(self, path: Path):
-        self._zf = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True)
-        self._dirs: set[str] = set()
-        self.members: list[str] = []
-
-    def close(self) -> None:
-        self._zf.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def _info(self, name: str, is_dir: bool) -> zipfile.ZipInfo:
-        info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
-        info.create_system = 3
-        if is_dir:
-            info.external_attr = (0o40755 << 16) | 0x10
-            info.compress_type = zipfile.ZIP_STORED
-        else:
-            info.external_attr = 0o100644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            # zipfile reads the level from a private attribute on 3.11/3.12
-            # and from compress_level on 3.13+.
-            info._compresslevel = _DEFLATE_LEVEL
-            if hasattr(zipfile.ZipInfo, "compress_level"):
-                info.compress_level = _DEFLATE_LEVEL
-        return info
-
-    def _parents(self, name: str) -> None:
-        parts = name.split("/")[:-1]
-        for i in range(1, len(parts) + 1):
-            d = "/".join(parts[:i]) + "/"
-            if d not in self._dirs:
-                self._dirs.add(d)
-                self._zf.writestr(self._info(d, True), b"")
-                self.members.append(d)
-
-    def write(self, name: str, data: bytes) -> None:
-        self._parents(name)
-        self._zf.writestr(self._info(name, False), data)
-        self.members.append(name)
-
-    @contextlib.contextmanager
-    def stream(self, name: str, expected_size: int = 0):
-        self._parents(name)
-        force64 = expected_size > (1 << 31)
-        with self._zf.open(self._info(name, False), mode="w", force_zip64=force64) as f:
-            yield f
-        self.members.append(name)
-
-
-def _progress(total: int, desc: str, enabled: bool):
-    return tqdm(total=total, desc=desc, unit="file", disable=not enabled, leave=False)
 
 
 # ------------------------------------------------------------- sign MNIST ----
 
 def _csv_labels(seed: int, tag: str, n: int) -> np.ndarray:
-    rng = _rng(seed, tag, "labels")
+    rng = seeded_rng(seed, tag, "labels")
     classes = np.repeat(np.arange(len(SIGN_LETTERS)), split_counts(n, len(SIGN_LETTERS), 0))
     rng.shuffle(classes)
     return classes
@@ -265,7 +82,7 @@ def _sign_csv_rows(seed: int, tag: str, n: int, special_rows: tuple[int, ...] = 
     classes = _csv_labels(seed, tag, n)
     if special_rows:
         _distinct_at(classes, special_rows)
-    rng = _rng(seed, tag, "pixels")
+    rng = seeded_rng(seed, tag, "pixels")
     seen: set[bytes] = set()
     for start in range(0, n, _CSV_CHUNK):
         chunk = classes[start:start + _CSV_CHUNK]
@@ -287,7 +104,7 @@ def _csv_line(label: int, pixels: np.ndarray) -> str:
     return f"{label}," + ",".join([_PIXEL_TEXT[v] for v in pixels.tolist()]) + "\n"
 
 
-def _write_sign_csv(zw: _ZipWriter, member: str, rows: Iterable[tuple[int, np.ndarray]], n: int,
+def _write_sign_csv(zw: ZipWriter, member: str, rows: Iterable[tuple[int, np.ndarray]], n: int,
                     dirty: bool, bar) -> dict:
     label_counts: dict[int, int] = {}
     zero_label = None
@@ -336,7 +153,7 @@ def _json_lines(scale: float) -> bytes:
 
 
 def _base64_json(seed: int) -> bytes:
-    img = synthetic.sign_image(SIGN_LETTERS.index("B"), _rng(seed, "sign_mnist_base64", "b"))
+    img = synthetic.sign_image(SIGN_LETTERS.index("B"), seeded_rng(seed, "sign_mnist_base64", "b"))
     encoded = base64.b64encode(synthetic.jpeg_bytes(img, _SIGN_JPEG_QUALITY)).decode("ascii")
     return json.dumps({"b": encoded}, indent=2).encode("ascii")
 
@@ -345,7 +162,7 @@ def _write_databases_zip(dest: Path, scale: float, seed: int, progress: bool) ->
     n_train, n_test = csv_row_counts(scale)
     final = dest / DATABASES_ZIP
     facts: dict = {}
-    with _atomic_path(final) as tmp, _ZipWriter(tmp) as zw, _progress(2 * n_train + n_test, DATABASES_ZIP, progress) as bar:
+    with atomic_path(final) as tmp, ZipWriter(tmp) as zw, progress_bar(2 * n_train + n_test, DATABASES_ZIP, progress) as bar:
         zw.write("pixeles.png", synthetic.pixeles_png())
         facts["pixeles.png"] = {"size": list(synthetic.PIXELES_SIZE), "mode": "RGB"}
         zw.write("sign_mnist_base64/data.json", _base64_json(seed))
@@ -365,7 +182,7 @@ def _write_databases_zip(dest: Path, scale: float, seed: int, progress: bool) ->
             _sign_csv_rows(seed, "sign_mnist_train", n_train, FWEFEW_ROWS), n_train, True, bar,
         )
         facts["members"] = list(zw.members)
-    facts.update(_file_facts(final))
+    facts.update(file_facts(final))
     return facts
 
 
@@ -375,25 +192,25 @@ def _write_img_mnist(dest: Path, scale: float, seed: int, only: set[str] | None)
         name = img_mnist_name(n, letter)
         if only is not None and name not in only:
             continue
-        img = synthetic.sign_image(SIGN_LETTERS.index(letter), _rng(seed, name))
+        img = synthetic.sign_image(SIGN_LETTERS.index(letter), seeded_rng(seed, name))
         path = dest / name
-        with _atomic_path(path) as tmp:
+        with atomic_path(path) as tmp:
             tmp.write_bytes(synthetic.jpeg_bytes(img, _SIGN_JPEG_QUALITY))
-        files[name.split("/", 1)[1]] = _file_facts(path)
+        files[name.split("/", 1)[1]] = file_facts(path)
     return {"count": len(files), "files": files, "image": {"format": "JPEG", "size": [28, 28], "mode": "L"}}
 
 
 # ---------------------------------------------------------- image folders ----
 
 def _sign_folder_images(seed: int, split: str, class_index: int, count: int) -> Iterator[bytes]:
-    rng = _rng(seed, SIGN_IMG_ZIP, split, SIGN_LETTERS[class_index])
+    rng = seeded_rng(seed, SIGN_IMG_ZIP, split, SIGN_LETTERS[class_index])
     for img in synthetic.sign_images([class_index] * count, rng):
         yield synthetic.jpeg_bytes(img, _SIGN_JPEG_QUALITY)
 
 
 def _per_image(make: Callable[[int, np.random.Generator], bytes], object_name: str):
     def images(seed: int, split: str, class_index: int, count: int) -> Iterator[bytes]:
-        rng = _rng(seed, object_name, split, IMAGE_FOLDER_ZIPS[object_name]["classes"][class_index])
+        rng = seeded_rng(seed, object_name, split, IMAGE_FOLDER_ZIPS[object_name]["classes"][class_index])
         for _ in range(count):
             yield make(class_index, rng)
     return images
@@ -433,7 +250,7 @@ def _write_image_folder_zip(dest: Path, object_name: str, scale: float, seed: in
     counts = image_folder_counts(object_name, scale)
     total = sum(sum(c.values()) for c in counts.values())
     final = dest / object_name
-    with _atomic_path(final) as tmp, _ZipWriter(tmp) as zw, _progress(total, object_name, progress) as bar:
+    with atomic_path(final) as tmp, ZipWriter(tmp) as zw, progress_bar(total, object_name, progress) as bar:
         for split in SPLITS:
             for ci, cls in enumerate(classes):
                 count = counts[split][cls]
@@ -444,15 +261,15 @@ def _write_image_folder_zip(dest: Path, object_name: str, scale: float, seed: in
     facts: dict = {split: dict(counts[split]) for split in SPLITS}
     facts["classes"] = list(classes)
     facts["image"] = image_facts
-    facts.update(_file_facts(final))
+    facts.update(file_facts(final))
     return facts
 
 
 def _write_cifar_labels(dest: Path) -> dict:
     final = dest / CIFAR_LABELS
-    with _atomic_path(final) as tmp:
+    with atomic_path(final) as tmp:
         tmp.write_bytes(json.dumps(list(CIFAR100_LABELS), indent=4).encode("ascii"))
-    return {"labels": len(CIFAR100_LABELS), **_file_facts(final)}
+    return {"labels": len(CIFAR100_LABELS), **file_facts(final)}
 
 
 # ------------------------------------------------------------------- entry ----
@@ -569,7 +386,7 @@ def make_replica(dest_dir, scale: float = DEFAULT_SCALE, seed: int = 0, objects:
         else:
             manifest[name] = facts
 
-    with _atomic_path(manifest_path) as tmp:
+    with atomic_path(manifest_path) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return json.loads(manifest_path.read_text())
 
