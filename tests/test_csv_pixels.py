@@ -143,3 +143,23 @@ def test_plan_on_the_local_runner_reads_as_one_serial_pass(tmp_path, in_zip, wor
     assert serial_report.drops == {"non_numeric_cell": 1, "duplicate_row": 1}
     assert ([(r.line, r.label, r.pixels.tobytes()) for r in serial]
             == [(r.line, r.label, r.pixels.tobytes()) for r in kept])
+
+
+def test_one_process_inflates_a_zipped_csv_once(tmp_path, monkeypatch):
+    """Ranges of a zip member read in order by one process go on from where
+    the last one stopped: the member is opened (and inflated) once, not once
+    per range."""
+    lines = [HEADER] + [row(label, value=label) for label in [0, 1, 2, 3, 4, 5, 6, 7, 8, 10] * 6]
+    path = tmp_path / "rows.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("rows.csv", "\n".join(lines) + "\n")
+    file = csv_lines.CsvFile(str(path), "rows.csv", SOURCE)
+    plan = csv_pixels.plan("d", "train", [file], csv_pixels.row_rules(CSV_LABEL_TO_INDEX),
+                           lambda row: (row.line, row), range_bytes=3000, drop_repeats=False)
+    opened = []
+    original = csv_lines.open_file
+    monkeypatch.setattr(csv_lines, "open_file", lambda f: opened.append(f) or original(f))
+    outcome = local.Outcome(SplitReport())
+    kept = [line for line, _ in local.examples(plan, outcome, workers=1)]
+    assert len(plan.work) > 20 and len(opened) == 1
+    assert kept == list(range(2, 62)) and outcome.report.kept == 60

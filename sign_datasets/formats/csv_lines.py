@@ -183,6 +183,7 @@ class LineCursor:
     pos: int = 0
     line_ends: int = 0
     consumed: int = 0  # bytes the last run of lines read
+    range_end: int = -1  # where the last range read ended
 
 
 # Each thread's open zip member, if any (one at a time: a split's ranges come
@@ -190,11 +191,15 @@ class LineCursor:
 _MEMBER_CURSOR: dict[tuple[int, int], LineCursor] = {}
 
 
-def _member_at(file: CsvFile, start: int) -> tuple[LineCursor, tuple[int, bool]]:
-    """This process's stream of a zip member, moved on to byte `start`, and
-    (line ends before start, whether start follows one)."""
+def _member_at(file: CsvFile, start: int) -> tuple[LineCursor, int, tuple[int, bool]]:
+    """This thread's stream of a zip member, moved on to the range that
+    starts at byte `start`: (cursor, where its lines start, (line ends
+    before that, whether it follows one)). A range reads the line that
+    crosses its end, so the next range's lines start where the stream stands."""
     here = (os.getpid(), threading.get_ident())
     cursor = _MEMBER_CURSOR.get(here)
+    if cursor is not None and cursor.file == file and cursor.range_end == start <= cursor.pos:
+        return cursor, cursor.pos, (cursor.line_ends, True)
     if cursor is None or cursor.file != file or cursor.pos > start:
         release_streams()
         closer = contextlib.ExitStack()
@@ -205,7 +210,7 @@ def _member_at(file: CsvFile, start: int) -> tuple[LineCursor, tuple[int, bool]]
         at_line_start = True  # lines are read to their end, and 0 starts one
     cursor.pos = start
     cursor.line_ends += newlines
-    return cursor, (cursor.line_ends, at_line_start)
+    return cursor, start, (cursor.line_ends, at_line_start)
 
 
 def release_streams() -> None:
@@ -222,10 +227,11 @@ def range_chunks(work: CsvRange, chunk_rows: int) -> Iterator[list[tuple[int, by
             yield from iter_range_chunks(stream, source, work.start, work.end,
                                          chunk_rows=chunk_rows, known=work.known)
         return
-    cursor, known = _member_at(work.file, work.start)
+    cursor, start, known = _member_at(work.file, work.start)
     try:
-        yield from iter_range_chunks(cursor.stream, source, work.start, work.end,
+        yield from iter_range_chunks(cursor.stream, source, start, work.end,
                                      chunk_rows=chunk_rows, known=known, cursor=cursor)
+        cursor.range_end = work.end
     except BaseException:
         release_streams()
         raise
