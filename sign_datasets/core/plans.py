@@ -67,6 +67,11 @@ class SplitPlan:
     # Called by the local runner once the split is read: closes what `read`
     # kept open in this process (a zip, an HTTP session).
     release: Callable[[], None] | None = None
+    # Optional, for the local runner's forked workers: pack(records) is what
+    # a worker sends back (smaller to pickle than the records), and
+    # unpack(item, packed) turns it into the records again in the build process.
+    pack: Callable[[list], Any] | None = None
+    unpack: Callable[[Any, Any], list] | None = None
     # False when `read` mostly waits (HTTP) and overlaps its waits on threads
     # of its own: the local runner then reads in this process, since forked
     # workers would add nothing and would inherit every open socket.

@@ -211,11 +211,30 @@ def member_ranges(members: Sequence[MemberRef | Dropped], max_members: int = 256
 
 # --- the plan: members in chunks, each decoded on a worker ---------------------------
 
-def read_positioned(batch: tuple[int, list[MemberRef | Dropped]], archive_path: str, source: str,
-                    spec: DecodeSpec, encode: bool = True) -> list[tuple[int, FolderImage | Dropped]]:
-    """(position in the split's member list, record) of one chunk."""
-    offset, members = batch
-    return list(enumerate(read_chunk(members, archive_path, source, spec, encode), start=offset))
+def read_positioned(span: tuple[int, int], members: Sequence[MemberRef | Dropped],
+                    archive_path: str, source: str, spec: DecodeSpec,
+                    encode: bool = True) -> list[tuple[int, FolderImage | Dropped]]:
+    """(position in the split's member list, record) of members[start:stop]."""
+    start, stop = span
+    return list(enumerate(read_chunk(members[start:stop], archive_path, source, spec, encode),
+                          start=start))
+
+
+def pack_images(records: list[tuple[int, FolderImage | Dropped]]) -> list:
+    """What a worker computed for each member, without the member: pickling
+    whole records costs the build process ten times as much."""
+    return [record if isinstance(record, Dropped)
+            else (record.encoded, record.raw_shape, record.digest, record.keep_original)
+            for _, record in records]
+
+
+def unpack_images(span: tuple[int, int], packed: list, members: Sequence[MemberRef | Dropped],
+                  source: str) -> list[tuple[int, FolderImage | Dropped]]:
+    start, stop = span
+    return [(position, result if isinstance(result, Dropped) else
+             FolderImage(member, source, keep_original=result[3], digest=result[2],
+                         encoded=result[0], raw_shape=result[1]))
+            for position, member, result in zip(range(start, stop), members[start:stop], packed)]
 
 
 def folder_example(image: FolderImage) -> tuple[str, dict]:
@@ -234,15 +253,16 @@ def plan(dataset: str, archive: FolderArchive, split: str, spec: DecodeSpec,
     """The split's members in chunks, each decoded on a worker; the archive
     was scanned (and its layout checked) before. Repeats are judged on the
     decoded pixels; with `leakage`, test images are compared with train's."""
-    members = archive.records[split]
+    members = tuple(archive.records[split])
     return SplitPlan(
-        dataset=dataset, split=split,
-        work=[(start, members[start:stop]) for start, stop in member_ranges(members)],
-        read=functools.partial(read_positioned, archive_path=str(archive.path),
+        dataset=dataset, split=split, work=list(member_ranges(members)),
+        read=functools.partial(read_positioned, members=members, archive_path=str(archive.path),
                                source=archive.source, spec=spec, encode=encode),
         to_example=folder_example, duplicate_content=image_digest,
         duplicate_reason="duplicate_image", leakage=leakage,
-        release=functools.partial(release_archive, str(archive.path)))
+        release=functools.partial(release_archive, str(archive.path)),
+        pack=pack_images,
+        unpack=functools.partial(unpack_images, members=members, source=archive.source))
 
 
 def split_plans(dataset: str, archive: FolderArchive, spec: DecodeSpec,

@@ -10,8 +10,10 @@ plans and stores the same outcome.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
+import os
 from typing import Any, Iterator
 
 from sign_datasets.core.cleaning import Dropped, DuplicateFilter, SplitReport
@@ -20,13 +22,19 @@ from sign_datasets.io.parallel import long_lived_objects_frozen, ordered_map
 
 # Forked workers find the plan here by token instead of receiving it with
 # every work item: its functions may carry a whole archive's member list.
-_PLANS: dict[int, SplitPlan] = {}
+# Beside it, the build process's pid: only other processes pack their records.
+_PLANS: dict[int, tuple[SplitPlan, int]] = {}
 _TOKENS = itertools.count()
 
 
-def _read(task: tuple[int, Any]) -> list:
+def _read(task: tuple[int, Any]) -> tuple[bool, Any]:
+    """(packed, records or what the plan packed them into) of one item."""
     token, item = task
-    return list(_PLANS[token].read(item))
+    plan, builder_pid = _PLANS[token]
+    records = list(plan.read(item))
+    if plan.pack is not None and os.getpid() != builder_pid:
+        return True, plan.pack(records)
+    return False, records
 
 
 def positioned_records(plan: SplitPlan, workers: int | None = None) -> Iterator[tuple[int, Any]]:
@@ -34,12 +42,20 @@ def positioned_records(plan: SplitPlan, workers: int | None = None) -> Iterator[
     if not plan.in_processes:
         workers = 1
     token = next(_TOKENS)
-    _PLANS[token] = plan  # before the pool forks
+    _PLANS[token] = plan, os.getpid()  # before the pool forks
+    # Items in flight, in order: results come back in the same order.
+    items: collections.deque = collections.deque()
+
+    def tasks():
+        for item in plan.work:
+            items.append(item)
+            yield token, item
+
     try:
         with long_lived_objects_frozen():
-            tasks = ((token, item) for item in plan.work)
-            for records in ordered_map(_read, tasks, workers, caller_helps=True):
-                yield from records
+            for packed, records in ordered_map(_read, tasks(), workers, caller_helps=True):
+                item = items.popleft()
+                yield from plan.unpack(item, records) if packed else records
     finally:
         _PLANS.pop(token, None)
         if plan.release is not None:
