@@ -98,6 +98,10 @@ class Entry:
     homepage: str = ""
     license: str = ""
     citation: str = ""
+    # For Croissant and dataset cards; empty means the export's default
+    # (read/export.py: the homepage's host, the build date).
+    creator: str = ""
+    date_published: str = ""    # YYYY-MM-DD
 
     @property
     def channels(self) -> int:

@@ -13,6 +13,7 @@ local path lies beneath an allowed root (`paths`). Every problem is a
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import unicodedata
@@ -44,6 +45,8 @@ ENTRY_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "homepage": ((str,), False),
     "license": ((str,), False),
     "citation": ((str,), False),
+    "creator": ((str,), False),
+    "date_published": ((str, datetime.date), False),
 }
 SOURCE_FIELDS = {"location": (str,), "object": (str,), "split": (str,), "member": (str,),
                  "sha256": (str,), "config": (str,)}
@@ -78,7 +81,9 @@ MAX_IMAGE_VALUES = 40_000_000   # height * width * channels, as images.MAX_IMAGE
 MAX_CSV_VALUES = 1_000_000      # a csv_pixels row holds one column per value
 
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
-               list: "an array", dict: "a table"}
+               list: "an array", dict: "a table", datetime.date: "a date",
+               datetime.datetime: "a date and time", datetime.time: "a time"}
+MAX_CREATOR = 1_000
 
 
 def _type_name(value: Any) -> str:
@@ -213,7 +218,9 @@ class EntryChecker:
             release_notes=dict(notes), csv_labels=csv_labels, cleaning=dict(cleaning),
             configs=tuple(configs), homepage=self.homepage(raw.get("homepage", "")),
             license=self.text(raw.get("license", ""), "license"),
-            citation=self.text(raw.get("citation", ""), "citation").strip())
+            citation=self.text(raw.get("citation", ""), "citation").strip(),
+            creator=self.text(raw.get("creator", ""), "creator", MAX_CREATOR).strip(),
+            date_published=self.date(raw.get("date_published")))
 
     def name_and_versions(self, raw: dict) -> tuple[str, dict]:
         name = raw["name"]
@@ -233,6 +240,22 @@ class EntryChecker:
                                 f"expected a string, found {_type_name(text)}")
             self.text(text, f"release_notes.{version}")
         return name, notes
+
+    def date(self, value: Any) -> str:
+        """date_published: a TOML date or a "YYYY-MM-DD" string, as YYYY-MM-DD."""
+        if value is None:
+            return ""
+        if isinstance(value, datetime.datetime):  # a subclass of date: not a day
+            raise self.fail("date_published", "expected a date such as 2024-05-01, found a "
+                                              "date and time")
+        if isinstance(value, str):
+            try:
+                value = datetime.date.fromisoformat(value) if len(value) == 10 else None
+            except ValueError:
+                value = None
+            if value is None:
+                raise self.fail("date_published", "expected a date such as 2024-05-01")
+        return value.isoformat()
 
     def homepage(self, url: str) -> str:
         if not url:
