@@ -185,3 +185,32 @@ def format_report(reports: Mapping[str, Mapping[str, Mapping]], title: str = "")
     for row in rows:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
     return "\n".join(lines)
+
+
+def format_quality(reports: Mapping[str, Mapping]) -> str:
+    """Plain text of the quality reports (info.metadata["quality"]) of
+    datasets: near copies per split, near leakage, flagged images."""
+    lines = []
+    for dataset, quality in reports.items():
+        lines.append(f"Quality report: {dataset} (hash {quality.get('hash')}, "
+                     f"near = at most {quality.get('distance')} bits apart)")
+        for split, data in quality.get("splits", {}).items():
+            flags = ", ".join(f"{k}={v}" for k, v in data.get("flags", {}).items()) or "none"
+            lines.append(f"  {split}: {data['images']} images, {data['near_groups']} groups of "
+                         f"near copies ({data['in_near_groups']} images, {data['near_pairs']} "
+                         f"pairs, {data['different_labels']} with different labels); "
+                         f"flagged: {flags}")
+            for a, b, bits in data.get("first_different_labels", [])[:3]:
+                lines.append(f"    different labels: {a} ~ {b} ({bits} bits)")
+        leak = quality.get("near_leaked_from_train")
+        if leak is not None:
+            action = "dropped" if leak.get("dropped_from_test") else "kept"
+            lines.append(f"  test images with a near copy in train: {leak['count']} ({action}), "
+                         f"{leak['different_labels']} of them with a different label")
+            listed = leak.get("first_pairs", []) + leak.get("first_different_labels", [])
+            for a, b, bits in listed[:3]:
+                lines.append(f"    {a} ~ {b} ({bits} bits)")
+        channels = quality.get("train_channels")
+        if channels:
+            lines.append(f"  train pixels: mean {channels['mean']}, std {channels['std']}")
+    return "\n".join(lines)

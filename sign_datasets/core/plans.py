@@ -76,6 +76,22 @@ class SplitPlan:
     # of its own: the local runner then reads in this process, since forked
     # workers would add nothing and would inherit every open socket.
     in_processes: bool = True
+    # (ImageFacts, label index) of a kept record, computed where it was
+    # decoded (a worker); None for plans without images to judge.
+    facts: Callable[[Any], tuple] | None = None
+
+
+@dataclasses.dataclass
+class NearShare:
+    """What the splits of one build share for the quality report: the
+    options, train's images once read, and each split's part of the report."""
+
+    distance: int
+    drop_from_test: bool = False
+    train: Any = None          # quality.SplitImages of train, once read
+    splits: dict = dataclasses.field(default_factory=dict)
+    leak: dict | None = None
+    train_channels: dict | None = None
 
 
 # The first test images with a copy in train that the report names.

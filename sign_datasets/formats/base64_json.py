@@ -36,7 +36,7 @@ from typing import IO, Any, Iterable, Iterator
 
 import numpy as np
 
-from sign_datasets.core import images
+from sign_datasets.core import images, near
 from sign_datasets.core.cleaning import Dropped, SourceError, screen
 from sign_datasets.core.labels import letter_to_index
 from sign_datasets.core.plans import SplitPlan, batched
@@ -90,6 +90,7 @@ class Base64Entry:
     label_index: int | None = None
     data: bytes | None = None
     pixels: np.ndarray | None = None
+    facts: near.ImageFacts | None = None
     resized: bool = False
 
     @property
@@ -331,6 +332,7 @@ def to_pixels(record, shape: tuple[int, int, int], mode: str):
         pixels = images.resize(pixels, shape[0], shape[1])
         record.resized = True
     record.pixels = pixels
+    record.facts = near.facts_of(pixels)
     record.data = None
     return record
 
@@ -348,6 +350,11 @@ def sign_example(record) -> tuple[int, dict]:
     """(key, example) of a kept record; the sign datasets store raw uint8
     pixels (builder.sign_features)."""
     return record.key, {"image": record.pixels, "label": record.label_index}
+
+
+def record_facts(record, to_example) -> tuple:
+    """(facts, label index) of a kept record, its label as the example stores it."""
+    return record.facts, to_example(record)[1]["label"]
 
 
 def was_resized(record) -> bool:
@@ -371,4 +378,5 @@ def plan(dataset: str, split: str, records: Iterable[tuple[int, Any]], rules: li
     to the sign datasets' own."""
     return SplitPlan(dataset=dataset, split=split, work=batched(records, batch),
                      read=functools.partial(screen_batch, rules=rules or entry_rules()),
-                     to_example=to_example, note=was_resized, note_key=RESIZED_KEY)
+                     to_example=to_example, note=was_resized, note_key=RESIZED_KEY,
+                     facts=functools.partial(record_facts, to_example=to_example))

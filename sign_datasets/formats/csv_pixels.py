@@ -18,6 +18,7 @@ from typing import IO, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from sign_datasets.core import near
 from sign_datasets.core.cleaning import Dropped, DuplicateFilter, SourceError, screen
 from sign_datasets.core.plans import SplitPlan, source_position
 from sign_datasets.formats import csv_lines
@@ -71,6 +72,7 @@ class CheckedRow:
     line: int
     label: int
     pixels: np.ndarray
+    facts: near.ImageFacts | None = None
 
     @property
     def where(self) -> str:
@@ -277,6 +279,10 @@ def prepare_chunk(chunk: list[tuple[int, bytes]] | Dropped, source: str, rules: 
             row = CheckedRow(source, row.line, row.label,
                              row.pixels.astype(np.uint8).reshape(shape))
         out.append(row)
+    kept = [row for row in out if not isinstance(row, Dropped)]
+    # One batch of hashes per chunk: the DCTs run as a few matrix products.
+    for row, facts in zip(kept, near.facts_of_batch([row.pixels for row in kept])):
+        row.facts = facts
     return out
 
 
@@ -289,6 +295,11 @@ def source_keyed_example(row: CheckedRow, label_map: dict[int, int]) -> tuple[st
     """(key, example) of a kept row of a split read from several files:
     `file:line` is the key."""
     return f"{row.source}:{row.line}", {"image": row.pixels, "label": label_map[row.label]}
+
+
+def row_facts(row: CheckedRow, to_example) -> tuple:
+    """(facts, label index) of a kept row, its label as the example stores it."""
+    return row.facts, to_example(row)[1]["label"]
 
 
 def repeat_content(row: CheckedRow) -> bytes:
@@ -347,7 +358,7 @@ def plan(dataset: str, split: str, files: Sequence[CsvFile], rules: list, to_exa
     return SplitPlan(
         dataset=dataset, split=split, work=work,
         read=functools.partial(read_range, rules=rules, shape=tuple(shape)),
-        to_example=to_example,
+        to_example=to_example, facts=functools.partial(row_facts, to_example=to_example),
         duplicate_content=repeat_content if drop_repeats else None,
         duplicate_reason="duplicate_row", release=release_streams)
 

@@ -21,11 +21,12 @@ from typing import IO, Any, Callable, Iterable, Iterator
 import numpy as np
 
 from sign_datasets.io import sources
+from sign_datasets.core import near
 from sign_datasets.core.cleaning import Dropped, SourceError, screen
 from sign_datasets.io.fetcher import Fetcher, FetchResult
 from sign_datasets.core.plans import SplitPlan, batched
-from sign_datasets.formats.base64_json import (RESIZED_KEY, json_kind, sign_example, to_sign_pixels,
-                                              unparsable_json, was_resized)
+from sign_datasets.formats.base64_json import (RESIZED_KEY, json_kind, record_facts, sign_example,
+                                              to_sign_pixels, unparsable_json, was_resized)
 from sign_datasets.core.labels import letter_to_index
 
 # A real record is about 90 bytes; the fetcher refuses URLs over 4 KB anyway.
@@ -50,6 +51,7 @@ class UrlRecord:
     fetched: FetchResult | None = None
     data: bytes | None = None
     pixels: np.ndarray | None = None
+    facts: near.ImageFacts | None = None
     resized: bool = False
 
     @property
@@ -325,4 +327,5 @@ def plan(dataset: str, split: str, records: Iterable[tuple[int, UrlRecord]], cac
                                             label_rule=label_rule, rules=rules),
                      to_example=to_example or sign_example, note=was_resized,
                      note_key=RESIZED_KEY, check=check, release=release_fetchers,
-                     in_processes=False)
+                     in_processes=False,
+                     facts=functools.partial(record_facts, to_example=to_example or sign_example))

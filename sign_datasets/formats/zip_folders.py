@@ -29,7 +29,7 @@ from typing import Iterator, Sequence
 import numpy as np
 from PIL import Image
 
-from sign_datasets.core import images
+from sign_datasets.core import images, near
 from sign_datasets.core.cleaning import Dropped, SourceError, screen
 from sign_datasets.core.plans import LeakageShare, SplitPlan
 from sign_datasets.formats.zip_layout import FolderArchive, MemberRef
@@ -68,6 +68,8 @@ class FolderImage:
     # bytes (sent back from a worker as bytes: a tenth of an array's pickle cost).
     encoded: bytes = b""
     raw_shape: tuple[int, ...] | None = None
+    # The quality report's facts of the stored pixels (core.near).
+    facts: near.ImageFacts | None = None
 
     @property
     def where(self) -> str:
@@ -149,8 +151,9 @@ def fit_size(image: FolderImage, spec: DecodeSpec) -> FolderImage:
 
 
 def encode_member(image: FolderImage, spec: DecodeSpec) -> FolderImage:
-    """Rule: the bytes the dataset stores; drops the bulky intermediates,
-    which would otherwise travel back from the worker."""
+    """Rule: the bytes the dataset stores and the facts of its pixels; drops
+    the bulky intermediates, which would otherwise travel back from the worker."""
+    image.facts = near.facts_of(image.pixels)
     if spec.raw:
         image.encoded = image.pixels.tobytes()
         image.raw_shape = image.pixels.shape
@@ -224,7 +227,8 @@ def pack_images(records: list[tuple[int, FolderImage | Dropped]]) -> list:
     """What a worker computed for each member, without the member: pickling
     whole records costs the build process ten times as much."""
     return [record if isinstance(record, Dropped)
-            else (record.encoded, record.raw_shape, record.digest, record.keep_original)
+            else (record.encoded, record.raw_shape, record.digest, record.keep_original,
+                  record.facts)
             for _, record in records]
 
 
@@ -233,7 +237,7 @@ def unpack_images(span: tuple[int, int], packed: list, members: Sequence[MemberR
     start, stop = span
     return [(position, result if isinstance(result, Dropped) else
              FolderImage(member, source, keep_original=result[3], digest=result[2],
-                         encoded=result[0], raw_shape=result[1]))
+                         encoded=result[0], raw_shape=result[1], facts=result[4]))
             for position, member, result in zip(range(start, stop), members[start:stop], packed)]
 
 
@@ -246,6 +250,10 @@ def folder_example(image: FolderImage) -> tuple[str, dict]:
 
 def image_digest(image: FolderImage) -> bytes:
     return image.digest
+
+
+def image_facts(image: FolderImage) -> tuple:
+    return image.facts, image.label
 
 
 def plan(dataset: str, archive: FolderArchive, split: str, spec: DecodeSpec,
@@ -261,7 +269,7 @@ def plan(dataset: str, archive: FolderArchive, split: str, spec: DecodeSpec,
         to_example=folder_example, duplicate_content=image_digest,
         duplicate_reason="duplicate_image", leakage=leakage,
         release=functools.partial(release_archive, str(archive.path)),
-        pack=pack_images,
+        pack=pack_images, facts=image_facts if encode else None,
         unpack=functools.partial(unpack_images, members=members, source=archive.source))
 
 

@@ -16,10 +16,14 @@ from sign_datasets.io.archives import ArchiveLimits
 @dataclasses.dataclass
 class FolderConfig(tfds.core.BuilderConfig):
     """size: (height, width) every image is resized to; None keeps native sizes.
-    drop_leaked_from_test: drop test images whose pixels equal a train image."""
+    drop_leaked_from_test: drop test images whose pixels equal a train image.
+    drop_near_leaked_from_test: drop test images with a near copy in train,
+    at most near_distance bits apart (None: core.near.DEFAULT_DISTANCE)."""
 
     size: tuple[int, int] | None = None
     drop_leaked_from_test: bool = False
+    drop_near_leaked_from_test: bool = False
+    near_distance: int | None = None
 
 
 class ImageFolderBuilder(CleanedBuilder, skip_registration=True):

@@ -16,9 +16,16 @@ import itertools
 import os
 from typing import Any, Iterator
 
-from sign_datasets.core.cleaning import Dropped, DuplicateFilter, SplitReport
-from sign_datasets.core.plans import MAX_LEAKAGE_EXAMPLES, LeakageShare, SplitPlan
+import numpy as np
+
+from sign_datasets.core import quality
+from sign_datasets.core.cleaning import Dropped, DuplicateFilter, SourceError, SplitReport
+from sign_datasets.core.plans import MAX_LEAKAGE_EXAMPLES, LeakageShare, NearShare, SplitPlan, batched
 from sign_datasets.io.parallel import long_lived_objects_frozen, ordered_map
+
+# Test images are searched in train's index this many at a time (a search
+# per image would cost a numpy call per band value probed).
+NEAR_BATCH = 512
 
 # Forked workers find the plan here by token instead of receiving it with
 # every work item: its functions may carry a whole archive's member list.
@@ -84,11 +91,10 @@ def _train_digests(share: LeakageShare) -> dict:
     return share.train_digests
 
 
-def examples(plan: SplitPlan, outcome: Outcome, workers: int | None = None
-             ) -> Iterator[tuple[Any, dict]]:
-    """(key, example) of the kept records; `outcome` is filled in as they go
-    and complete once the generator is exhausted."""
-    report = outcome.report
+def _screened(plan: SplitPlan, report: SplitReport, leakage: dict,
+              workers: int | None) -> Iterator[tuple[int, Any]]:
+    """(position, record) of the records that pass the exact whole-split
+    rules (repeats, pixels equal to a train image's); drops are counted."""
     repeats = (DuplicateFilter(plan.duplicate_content, lambda record: record.where,
                                plan.duplicate_reason)
                if plan.duplicate_content is not None else None)
@@ -98,9 +104,8 @@ def examples(plan: SplitPlan, outcome: Outcome, workers: int | None = None
         learn = share.train_digests = {} if share.train_digests is None else share.train_digests
     elif share is not None:
         check = _train_digests(share)
-        leaked: list[str] = []
-        leaked_count = 0
-    for _, record in positioned_records(plan, workers):
+        leakage.update(count=0, examples=[], dropped_from_test=share.drop_from_test)
+    for position, record in positioned_records(plan, workers):
         if isinstance(record, Dropped):
             report.drop(record.reason, record.where)
             continue
@@ -112,19 +117,67 @@ def examples(plan: SplitPlan, outcome: Outcome, workers: int | None = None
             elif check is not None:
                 first = check.get(plan.duplicate_content(record))
                 if first is not None:
-                    leaked_count += 1
-                    if len(leaked) < MAX_LEAKAGE_EXAMPLES:
-                        leaked.append(f"{record.where} = {first}")
+                    leakage["count"] += 1
+                    if len(leakage["examples"]) < MAX_LEAKAGE_EXAMPLES:
+                        leakage["examples"].append(f"{record.where} = {first}")
                     if share.drop_from_test:
                         raise Dropped("leaked_from_train", record.where, f"same pixels as {first}")
         except Dropped as drop:
             report.drop(drop.reason, drop.where)
             continue
+        yield position, record
+
+
+def _near_screened(plan: SplitPlan, records: Iterator[tuple[int, Any]], report: SplitReport,
+                   near: NearShare) -> Iterator[tuple[int, Any]]:
+    """Test records with their nearest train image looked up in batches; those
+    with a near copy are tallied, and dropped when the build asks."""
+    if near.train is None:
+        if near.drop_from_test:
+            raise SourceError(f"{plan.dataset}: dropping test images with a near copy in "
+                              "train needs the train split read first in the same build.")
+        yield from records
+        return
+    index = quality.TrainIndex(near.train, near.distance)
+    tally = quality.LeakTally()
+    for batch in batched(records, NEAR_BATCH):
+        probes = [plan.facts(record) for _, record in batch]
+        found = index.nearest(np.array([facts.hashes for facts, _ in probes], dtype=np.uint64))
+        for (position, record), (_, label), nearest in zip(batch, probes, found):
+            if nearest is not None:
+                tally.add(record.where, label, near.train, *nearest)
+                if near.drop_from_test:
+                    report.drop(quality.NEAR_LEAK_REASON, record.where)
+                    continue
+            yield position, record
+    near.leak = tally.to_dict(near.drop_from_test)
+
+
+def examples(plan: SplitPlan, outcome: Outcome, workers: int | None = None,
+             near: NearShare | None = None) -> Iterator[tuple[Any, dict]]:
+    """(key, example) of the kept records; `outcome` is filled in as they go
+    and complete once the generator is exhausted. With `near` (and a plan
+    that has image facts) the split's quality report goes into it."""
+    report = outcome.report
+    leakage: dict = {}
+    records = _screened(plan, report, leakage, workers)
+    judged = near is not None and plan.facts is not None
+    if judged and plan.split == "test":
+        records = _near_screened(plan, records, report, near)
+    images = quality.SplitImages() if judged else None
+    for position, record in records:
         report.keep()
         if plan.note is not None and plan.note(record):
             outcome.noted += 1
+        if images is not None:
+            facts, label = plan.facts(record)
+            images.add(position, record.where, label, facts)
         yield plan.to_example(record)
     report.check_balance()
-    if check is not None:
-        outcome.leakage = {"count": leaked_count, "examples": leaked,
-                           "dropped_from_test": share.drop_from_test}
+    if leakage:
+        outcome.leakage = leakage
+    if images is not None:
+        near.splits[plan.split] = quality.split_report(images, near.distance)
+        if plan.split == "train":
+            near.train = images
+            near.train_channels = images.channels()
