@@ -269,21 +269,38 @@ class _Tags(HTMLParser):
         self.tags.append((tag, dict(attrs)))
 
 
+JSON_LD = re.compile(r'<script type="application/ld\+json">(.*?)</script>', re.DOTALL)
+
+
 def test_hostile_pages_link_only_http_and_cut_long_values(hostile):
     """Checked on the files too, so that a machine without Chromium still tests it."""
+    import json
+
     for path in hostile["out"].glob("*.html"):
+        text = path.read_text()
         parser = _Tags()
-        parser.feed(path.read_text())
+        parser.feed(text)
         tags = parser.tags
-        assert not [tag for tag, _ in tags if tag in ("script", "iframe", "object", "embed",
-                                                      "form", "base")], path.name
+        # The one script a page may hold is its Croissant JSON-LD, a data block
+        # in which no <, > or & can close the element.
+        blocks = JSON_LD.findall(text)
+        assert len(blocks) == sum(tag == "script" for tag, _ in tags) <= 1, path.name
+        for block in blocks:
+            assert not set("<>&") & set(block), path.name
+            assert json.loads(block)["@type"] == "sc:Dataset"
+        assert not [tag for tag, attrs in tags if tag in ("iframe", "object", "embed", "form",
+                                                          "base")
+                    or tag == "script" and attrs.get("type") != "application/ld+json"], path.name
         assert not [name for _, attrs in tags for name in attrs if name.startswith("on")]
         for _, attrs in tags:
             href = attrs.get("href")
             if href is not None:
-                assert re.match(r"^(https?://|[A-Za-z0-9_.-]+\.html$)", href), (path.name, href)
+                assert re.match(r"^(https?://|[A-Za-z0-9_.-]+\.html$|"
+                                r"data/[A-Za-z0-9_.-]+/croissant\.json$)", href), (path.name, href)
         assert any(tag == "meta" and attrs.get("http-equiv") == "Content-Security-Policy"
                    for tag, attrs in tags), path.name
+    team = JSON_LD.findall((hostile["out"] / "hostile_team.html").read_text())[0]
+    assert "\\u003cscript\\u003e" + PWN in team  # the description's script tag, as text
     probe = (hostile["out"] / catalog_page_name("hostile_page_probe/classes")).read_text()
     assert len(probe) < 400_000  # the 1 MB description and 100 kB citation are cut
     assert "w" * 301 not in probe and "w" * 299 + "\u2026" in probe

@@ -10,6 +10,12 @@ homepage, license, citation, release notes, cleaning reports) may come from
 an untrusted catalog or source file: it is escaped as text, cut when very
 long, and a URL becomes a link only when it is plainly http(s). A
 Content-Security-Policy forbids scripts as a second line of defence.
+
+A built dataset is also exported beside the pages (read/export.py:
+data/<page>/ holds its Parquet files, card and croissant.json), and its page
+embeds that Croissant metadata as JSON-LD, which search engines and data
+tools read. The JSON is a data block, never run; `<`, `>` and `&` in it are
+written as \\u escapes, so no text in it can close the element.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import html
+import json
 import re
 from pathlib import Path
 
@@ -24,7 +31,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from sign_datasets.catalog import registry
-from sign_datasets.read import visualize
+from sign_datasets.catalog.teams import all_entries
+from sign_datasets.read import croissant, export, visualize
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem;
@@ -97,11 +105,11 @@ def link_or_text(url: str) -> str:
     return f"<code>{_e(url, MAX_TEXT)}</code> <span class=\"muted\">(not an http(s) link)</span>"
 
 
-def _document(title: str, body: str) -> str:
+def _document(title: str, body: str, head: str = "") -> str:
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">"
             f"<meta name=\"referrer\" content=\"no-referrer\">"
-            f"<title>{_e(title)}</title><style>{STYLE}</style></head>\n"
+            f"<title>{_e(title)}</title><style>{STYLE}</style>{head}</head>\n"
             f"<body>\n{body}\n</body></html>\n")
 
 
@@ -223,15 +231,10 @@ def leakage_section(leakage: dict | None) -> str:
             f"train image ({verb}).</p>" + (f"<ul>{items}</ul>" if items else ""))
 
 
-def _default_homepage(url: str) -> bool:
-    # TFDS fills in a tensorflow.org address for builders without a homepage.
-    return url.startswith("https://www.tensorflow.org/datasets/")
-
-
 def about_section(info) -> list[str]:
     """Homepage, license and citation, each as the plain text it is."""
     parts = []
-    if info.homepage and not _default_homepage(info.homepage):
+    if export.homepage_of(info):
         parts.append(f"<p>Homepage: {link_or_text(info.homepage)}</p>")
     redistribution = getattr(info, "redistribution_info", None)
     license_text = getattr(redistribution, "license", "") if redistribution else ""
@@ -252,6 +255,58 @@ def _version_key(version: str) -> tuple:
     # Newest first; a key that is not MAJOR.MINOR.PATCH sorts last, as text.
     parts = str(version).split(".")
     return (1, tuple(int(p) for p in parts)) if all(p.isdigit() for p in parts) else (0, ())
+
+
+# --- Croissant metadata -------------------------------------------------------------
+
+# What the embedded copy keeps of long values (the linked file keeps them
+# whole); search engines read descriptions of at most 5,000 characters.
+_JSON_LD_LIMITS = {"description": MAX_NOTE, "citeAs": MAX_CITATION, "license": MAX_NOTE,
+                   "url": MAX_NOTE}
+_JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
+                 "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def published_by(name: str) -> tuple[str, str]:
+    """(creator, date_published) of a dataset as its catalog entry gives
+    them; empty for a key not given (or no entry): the export's default."""
+    dataset = re.split("[/:]", name, maxsplit=1)[0]
+    entry = next((e for e in all_entries() if e.name == dataset), None)
+    return (entry.creator, entry.date_published) if entry is not None else ("", "")
+
+
+def _clipped(value, key: str = ""):
+    """A copy of a JSON value with long strings cut and at most
+    MAX_LISTED_CLASSES rows of inline data."""
+    if isinstance(value, dict):
+        return {k: _clipped(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clipped(v, key) for v in (value[:MAX_LISTED_CLASSES] if key == "data" else value)]
+    if isinstance(value, str):
+        return clip(value, _JSON_LD_LIMITS.get(key, MAX_TEXT))
+    return value
+
+
+def json_ld(document: dict) -> str:
+    """A <script type="application/ld+json"> element holding `document`."""
+    text = json.dumps(_clipped(document), ensure_ascii=False)
+    text = re.sub("[<>&\u2028\u2029]", lambda m: _JSON_ESCAPES[m.group()], text)
+    return f'<script type="application/ld+json">{text}</script>'
+
+
+def croissant_section(builder, name: str, out: Path) -> tuple[list[str], str]:
+    """Exports the built dataset beside the pages; returns the section that
+    links it and the JSON-LD element for the page's head."""
+    folder = f"data/{page_name(name)[:-5]}"
+    creator, date = published_by(name)
+    document = export.export(builder, out / folder, creator, date, progress=False)
+    link = f"{folder}/{export.METADATA}"
+    section = ["<h2>Croissant</h2>",
+               f'<p><a href="{_e(link)}">{_e(export.METADATA)}</a> describes the Parquet '
+               f'export of this dataset in <code>{_e(folder)}/</code> (Croissant 1.0), which '
+               "Hugging Face <code>datasets</code>, mlcroissant and TFDS's CroissantBuilder "
+               "read.</p>"]
+    return section, json_ld(croissant.relocated(document, folder + "/"))
 
 
 def release_notes_section(notes: dict | None) -> list[str]:
@@ -280,6 +335,7 @@ def dataset_page(name: str, out: Path, data_dir: str | None) -> dict:
     body += about_section(info)
     body += ["<h2>Features</h2>", f"<pre>{_e(info.features)}</pre>", classes_line(classes)]
     metadata = dict(info.metadata or {}) if state.built else {}
+    head = ""
     if state.built:
         counts = class_counts(builder)
         splits = sorted(state.examples, key=lambda s: (s != "train", s))
@@ -295,6 +351,8 @@ def dataset_page(name: str, out: Path, data_dir: str | None) -> dict:
                  f'({_e(split)}) with their labels">']
         body += ["<h2>Cleaning report</h2>", cleaning_section(metadata.get("cleaning", {}))]
         body.append(leakage_section(metadata.get("leakage")))
+        section, head = croissant_section(builder, name, out)
+        body += section
     body += release_notes_section(builder.release_notes)
     dir_arg = f", data_dir={data_dir!r}" if data_dir else ""
     body += ["<h2>Load it</h2>", "<pre>" + _e(
@@ -302,7 +360,7 @@ def dataset_page(name: str, out: Path, data_dir: str | None) -> dict:
         f"train = tfds.load({name!r}, split=\"train\"{dir_arg}, as_supervised=True)\n") + "</pre>",
         "<p class=\"muted\">Only TensorFlow Datasets is needed to load a built dataset; set "
         "TFDS_DATA_DIR or pass data_dir to point at the shared data dir.</p>"]
-    (out / page_name(name)).write_text(_document(name, "\n".join(body)))
+    (out / page_name(name)).write_text(_document(name, "\n".join(body), head))
     return {"name": name, "status": state, "classes": len(classes)}
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from tensorflow_datasets.core import constants
 
 from sign_datasets.catalog import registry
-from sign_datasets.cli import bench, builds, catalog_commands, demo, runner, training
+from sign_datasets.cli import bench, builds, catalog_commands, demo, exports, runner, training
 from sign_datasets.core.cleaning import format_report
 from sign_datasets.io import guards
 from sign_datasets.replica import DEFAULT_SCALE, ReplicaServer, make_replica
@@ -164,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_parser.set_defaults(func=cmd_bench)
 
     catalog_commands.add_commands(commands)
+    exports.add_commands(commands)
     training.add_commands(commands)
     return parser
 

@@ -153,7 +153,8 @@ def _is_export(folder: Path) -> bool:
         p.suffix == ".parquet" for p in data.iterdir()))
 
 
-def _check_out(out: Path) -> None:
+def check_out(out: Path) -> None:
+    """Refuses an --out that is a file or a folder of other things."""
     if out.exists() and not out.is_dir():
         raise ExportError(f"--out {out}: a file is there; name a folder")
     if out.is_dir() and not _is_export(out):
@@ -163,7 +164,7 @@ def _check_out(out: Path) -> None:
 
 def write(builder, out: Path, about: croissant.Described, progress: bool = True) -> dict:
     """Writes the export of a built dataset into `out`; returns its Croissant document."""
-    _check_out(out)
+    check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = out.parent / f".{out.name}.export-tmp"
     shutil.rmtree(work, ignore_errors=True)  # a killed export's leftovers
