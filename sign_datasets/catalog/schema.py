@@ -81,8 +81,7 @@ MAX_IMAGE_VALUES = 40_000_000   # height * width * channels, as images.MAX_IMAGE
 MAX_CSV_VALUES = 1_000_000      # a csv_pixels row holds one column per value
 
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
-               list: "an array", dict: "a table", datetime.date: "a date",
-               datetime.datetime: "a date and time", datetime.time: "a time"}
+               list: "an array", dict: "a table"}
 MAX_CREATOR = 1_000
 
 
@@ -91,7 +90,7 @@ def _type_name(value: Any) -> str:
 
 
 def _expected(types: tuple[type, ...]) -> str:
-    return " or ".join(_TYPE_NAMES[t] for t in types)
+    return " or ".join(_TYPE_NAMES.get(t, f"a {t.__name__}") for t in types)
 
 
 def key_shown(key: str) -> str:
