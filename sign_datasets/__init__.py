@@ -70,3 +70,13 @@ _visualize.register_show_examples()
 
 # TensorFlow itself is imported only when a pipeline is built.
 from sign_datasets.read.pipeline import pipeline  # noqa: E402,F401
+
+
+def __getattr__(name: str):
+    # Beam resolves `runner=sign_datasets.DaskRunner` through this attribute;
+    # it imports Beam and Dask, so only when a build names it.
+    if name == "DaskRunner":
+        from sign_datasets.generate.dask_runner import DaskRunner
+
+        return DaskRunner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,9 +23,10 @@ import tensorflow_datasets as tfds
 from etils import epath
 from tensorflow_datasets.core import shuffle
 
-from sign_datasets.core.cleaning import SourceError, SplitReport, format_report
+from sign_datasets.core import near, quality
+from sign_datasets.core.cleaning import SourceError, SplitReport, format_quality, format_report
 from sign_datasets.core.labels import SIGN_LETTERS
-from sign_datasets.core.plans import SplitPlan
+from sign_datasets.core.plans import NearShare, SplitPlan
 from sign_datasets.generate import determinism, local, safety
 from sign_datasets.io import downloads, failed_share, settings, sources
 
@@ -187,10 +188,33 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             return self._beam_examples(plan)
         return self._local_examples(plan)
 
+    def near_share(self) -> NearShare:
+        """The quality report's options and state for this build, made on
+        first use: a config's own options, else its catalog entry's."""
+        share = getattr(self, "_near", None)
+        if share is None:
+            config = self.builder_config
+            if hasattr(config, "drop_near_leaked_from_test"):
+                drop, distance = config.drop_near_leaked_from_test, config.near_distance
+            else:
+                entry = getattr(self, "ENTRY", None)
+                cleaning = (entry.cleaning_for(config.name if config else None)
+                            if entry is not None else {})
+                drop = cleaning.get("drop_near_leaked_from_test", False)
+                distance = cleaning.get("near_distance")
+            share = self._near = NearShare(
+                distance=near.DEFAULT_DISTANCE if distance is None else distance,
+                drop_from_test=drop)
+        return share
+
     def _local_examples(self, plan: SplitPlan) -> Iterator[tuple[Any, dict]]:
         outcome = local.Outcome(SplitReport())
-        yield from local.examples(plan, outcome)
+        share = self.near_share()
+        yield from local.examples(plan, outcome, near=share)
         self._store_outcome(plan, outcome.report, outcome.noted, outcome.leakage)
+        if share.splits:
+            self.info.metadata["quality"] = quality.build_report(
+                share.splits, share.distance, share.leak, share.train_channels)
         empty = safety.no_records_error(self.info.full_name, plan.split, outcome.report)
         if empty is not None:
             # Raised once TFDS refuses the empty split (download_and_prepare),
@@ -238,8 +262,10 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         summary_dir.mkdir(parents=True, exist_ok=True)
         self._beam_build = BeamBuild(summary_dir)
         try:
-            return super()._generate_splits(dl_manager, download_config)
+            split_infos = super()._generate_splits(dl_manager, download_config)
         except Exception as error:
+            # TFDS's writer stops the pipeline on an empty split without
+            # naming a file or a reason; the split's summary knows both.
             empty = self._beam_empty_split()
             if empty is None:
                 raise
@@ -247,6 +273,19 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         finally:
             self._beam_build = None
             summary_dir.rmtree(missing_ok=True)
+        self._check_written_examples(split_infos)
+        return split_infos
+
+    def _check_written_examples(self, split_infos) -> None:
+        """The balance of a Beam build: each split holds as many examples as
+        its summary kept, or the runner lost or repeated some."""
+        cleaning = self.cleaning_report()
+        for info in split_infos:
+            kept = cleaning.get(info.name, {}).get("kept")
+            if kept is not None and kept != info.num_examples:
+                raise AssertionError(
+                    f"{self.info.full_name} {info.name}: cleaning accounting broken under Beam: "
+                    f"{info.num_examples} examples written, the pipeline's report kept {kept}")
 
     def _process_pipeline_result(self, pipeline_result) -> None:
         build = getattr(self, "_beam_build", None)
@@ -254,8 +293,10 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             return
         from sign_datasets.generate import beam as beam_lib
 
+        # The summaries are the one account: runners differ in what metrics
+        # they give back (Beam's DaskRunner none at all).
         for plan, summary_path in build.plans:
-            self._store_outcome(plan, *beam_lib.split_outcome(pipeline_result, plan, summary_path))
+            self._store_outcome(plan, *beam_lib.split_outcome(plan, summary_path))
         for plan, _ in build.plans:
             if plan.check is not None:
                 plan.check(self.cleaning_report()[plan.split])
@@ -285,6 +326,7 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def download_and_prepare(self, *args, **kwargs):
         already_built = self.is_prepared()
+        self._near = None  # each build reports its own near copies
         # A built dataset is only read (tfds.load calls this too): no lock
         # file, so read-only shared data dirs keep working.
         with contextlib.nullcontext() if already_built else \
@@ -313,6 +355,9 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         if report and not already_built:
             print(format_report({self.info.full_name: report}, title="Cleaning report"),
                   file=sys.stderr)
+            found = self.info.metadata.get("quality")
+            if found:
+                print(format_quality({self.info.full_name: found}), file=sys.stderr)
             junk = dict(self.info.metadata.get("junk") or {})
             if junk:
                 # Archive members that are no records (unsafe names, folders
