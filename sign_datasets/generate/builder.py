@@ -111,6 +111,12 @@ class BeamBuild:
     plans: list = dataclasses.field(default_factory=list)
 
 
+def _beam_lib():
+    from sign_datasets.generate import beam  # only Beam builds need apache-beam
+
+    return beam
+
+
 @contextlib.contextmanager
 def _fresh_downloads_removed_on_source_errors():
     """A build that stops on a source error removes the sources it just
@@ -224,12 +230,10 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             plan.check(outcome.report.to_dict())
 
     def _beam_examples(self, plan: SplitPlan):
-        from sign_datasets.generate import beam as beam_lib  # only Beam builds need apache-beam
-
         build = self._beam_build
         summary_path = os.fspath(build.summary_dir / f"{plan.split}.json")
         build.plans.append((plan, summary_path))
-        return beam_lib.CleanedSplit(plan, summary_path)
+        return _beam_lib().CleanedSplit(plan, summary_path)
 
     def _store_outcome(self, plan: SplitPlan, report: SplitReport, noted: int,
                        leakage: dict | None) -> None:
@@ -291,22 +295,18 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         build = getattr(self, "_beam_build", None)
         if build is None:
             return
-        from sign_datasets.generate import beam as beam_lib
-
         # The summaries are the one account: runners differ in what metrics
         # they give back (Beam's DaskRunner none at all).
         for plan, summary_path in build.plans:
-            self._store_outcome(plan, *beam_lib.split_outcome(plan, summary_path))
+            self._store_outcome(plan, *_beam_lib().split_outcome(plan, summary_path))
         for plan, _ in build.plans:
             if plan.check is not None:
                 plan.check(self.cleaning_report()[plan.split])
 
     def _beam_empty_split(self) -> Exception | None:
         """The clear error for a split that came out empty, if one did."""
-        from sign_datasets.generate import beam as beam_lib
-
         for plan, summary_path in self._beam_build.plans:
-            summary = beam_lib.read_summary(summary_path)
+            summary = _beam_lib().read_summary(summary_path)
             if summary is not None:
                 if plan.check is not None:
                     # As in the local path, a builder's own check speaks first

@@ -21,7 +21,7 @@ import urllib.parse
 from pathlib import Path
 
 from sign_datasets.core.cleaning import MissingSource, SourceError
-from sign_datasets.io import sources
+from sign_datasets.io import sources, url_cache
 from sign_datasets.io.fetch_settings import (
     SOURCE_MAX_BYTES_ENV, SOURCE_TIMEOUT_ENV, FetchSettings, source_settings,
 )
@@ -33,9 +33,13 @@ CACHE_FOLDER = "sign_datasets_fetch"
 _UNSAFE_NAME_CHARACTER = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def download_cache_dir(download_dir) -> Path:
+def download_cache_dir(download_dir) -> Path | str:
     """Where a builder keeps fetched bodies: beside TFDS's own downloads, so
-    `--download_dir` and clean-ups treat them alike."""
+    `--download_dir` and clean-ups treat them alike. A download dir on
+    another file system (gs://, as cluster workers share it) stays a URL:
+    the URL cache reaches it through TensorFlow's file system."""
+    if url_cache.is_remote(download_dir):
+        return f"{os.fspath(download_dir).rstrip('/')}/{CACHE_FOLDER}"
     return Path(os.fspath(download_dir)) / CACHE_FOLDER
 
 
@@ -124,8 +128,7 @@ def discard_fresh_downloads() -> list[Path]:
 def _copy_from_bucket(url: str, target: Path, settings: FetchSettings) -> None:
     """Copies an allowed gs:// object through TensorFlow's file system (the
     machine's own credentials), with the same cap and time limit."""
-    import tensorflow as tf  # seconds to import; only gs:// sources need it
-
+    tf = url_cache.tensorflow()
     deadline = time.monotonic() + settings.total_timeout
     try:
         size = tf.io.gfile.stat(url).length

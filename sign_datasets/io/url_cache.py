@@ -14,10 +14,18 @@ place, so a reader sees complete records, a record still being written
 (skipped until it is complete), or the torn tail a killed process left
 (never complete, so never used). A body whose CRC does not match when it is
 read (a disk that lost data) counts as absent and is fetched again.
+
+A folder on another file system (`gs://...`, any scheme TensorFlow's
+file system reads) is reached through tf.io.gfile, so that workers of a
+cluster share the cache: object stores cannot append, so a process gathers
+its records in memory and writes them as one new pack when it has 8 MB,
+when the cache is opened again (the fetcher opens it per batch), or when it
+is closed. A local folder keeps its appends (no TensorFlow, no buffering).
 """
 
 from __future__ import annotations
 
+import atexit
 import collections
 import hashlib
 import os
@@ -40,6 +48,56 @@ _OFFSET_BITS, _LENGTH_BITS, _CRC_BITS = 48, 32, 32
 # Caches stay open in a process (Beam workers open a fetcher per batch);
 # the least recently used beyond this many are closed.
 _KEEP_OPEN = 8
+# A process's records on a remote folder are written as a pack of this size.
+_REMOTE_PACK_BYTES = 8 << 20
+
+
+def is_remote(folder) -> bool:
+    """Whether `folder` is on a file system other than the local one."""
+    return "://" in os.fspath(folder) and not os.fspath(folder).startswith("file://")
+
+
+def tensorflow():
+    """TensorFlow, for its file system: seconds to import, so only remote
+    folders (and gs:// sources, `downloads`) import it."""
+    import tensorflow as tf  # start-up time
+
+    return tf
+
+
+class _RemotePacks:
+    """A remote folder's packs, as the local code reads them: names, whole
+    reads, ranges, and one write per new pack."""
+
+    def __init__(self, folder: str):
+        self.folder = folder.rstrip("/")
+
+    def names(self) -> list[str]:
+        gfile = tensorflow().io.gfile
+        if not gfile.exists(self.folder):
+            return []
+        return sorted(name.rstrip("/") for name in gfile.listdir(self.folder)
+                      if name.endswith(_SUFFIX))
+
+    def path(self, name: str) -> str:
+        return f"{self.folder}/{name}"
+
+    def read(self, path: str, offset: int = 0, length: int | None = None) -> bytes | None:
+        """Bytes from `offset` (to the end, or `length` of them); None when
+        the pack is gone (the cache was cleared)."""
+        tf = tensorflow()
+        try:
+            with tf.io.gfile.GFile(path, "rb") as stream:
+                stream.seek(offset)
+                return stream.read() if length is None else stream.read(length)
+        except tf.errors.NotFoundError:
+            return None
+
+    def write(self, path: str, data: bytes) -> None:
+        gfile = tensorflow().io.gfile
+        gfile.makedirs(self.folder)
+        with gfile.GFile(path, "wb") as stream:
+            stream.write(data)
 
 
 def url_key(url: str) -> bytes:
@@ -50,8 +108,14 @@ class UrlCache:
     """The bodies under one cache folder; thread-safe within a process."""
 
     def __init__(self, folder):
-        self.folder = Path(folder)
-        self._packs_dir = self.folder / PACKS
+        remote = is_remote(folder)
+        self.folder = os.fspath(folder) if remote else Path(folder)
+        self._packs_dir = self.folder / PACKS if not remote else None
+        self._remote = _RemotePacks(f"{self.folder.rstrip('/')}/{PACKS}") if remote else None
+        # A remote folder's records not written yet, and the pack they go to.
+        self._pending = bytearray()
+        self._pending_pack: str | None = None
+        self._pending_pid = os.getpid()
         self._lock = threading.Lock()
         self._index: dict[bytes, int] = {}
         self._packs: list[Path] = []
@@ -68,6 +132,9 @@ class UrlCache:
 
     def refresh(self) -> None:
         """Indexes records other processes appended since the last look."""
+        if self._remote is not None:
+            self._refresh_remote()
+            return
         try:
             names = sorted(entry.name for entry in os.scandir(self._packs_dir)
                            if entry.name.endswith(_SUFFIX))
@@ -109,6 +176,30 @@ class UrlCache:
                 offset = body + length
             self._indexed_to[pack] = offset
 
+    def _refresh_remote(self) -> None:
+        with self._lock:
+            self._flush()
+            for name in self._remote.names():
+                pack = self._remote.path(name)
+                start = self._indexed_to.get(pack, 0)
+                data = self._remote.read(pack, start)
+                if data:
+                    self._index_records(pack, data, start)
+
+    def _index_records(self, pack, data: bytes, start: int) -> None:
+        """Indexes the complete records of `data`, the bytes of `pack` from `start`."""
+        number = self._number(pack)
+        at = 0
+        while at + _HEADER.size <= len(data):
+            magic, digest, length, crc = _HEADER.unpack_from(data, at)
+            body = at + _HEADER.size
+            if magic != _MAGIC or length >= 1 << _LENGTH_BITS or body + length > len(data):
+                break  # as _scan: damage, or not complete yet
+            self._index.setdefault(digest[:_KEY_BYTES],
+                                   self._entry(number, start + body, length, crc))
+            at = body + length
+        self._indexed_to[pack] = start + at
+
     def get(self, url: str) -> bytes | None:
         key = url_key(url)[:_KEY_BYTES]
         with self._lock:
@@ -117,6 +208,23 @@ class UrlCache:
                 return None
             number, offset, length, crc = self._unpack(entry)
             pack = self._packs[number]
+            pending = (bytes(self._pending[offset:offset + length])
+                       if pack == self._pending_pack else None)
+        if pending is not None:
+            body = pending
+        elif self._remote is not None:
+            body = self._remote.read(pack, offset, length)
+        else:
+            body = self._read_local(pack, offset, length)
+        if body is None or len(body) != length or zlib.crc32(body) != crc:
+            with self._lock:
+                if self._index.get(key) == entry:
+                    del self._index[key]
+            return None
+        return body
+
+    @staticmethod
+    def _read_local(pack: Path, offset: int, length: int) -> bytes | None:
         try:
             descriptor = os.open(pack, os.O_RDONLY)
         except FileNotFoundError:
@@ -126,11 +234,6 @@ class UrlCache:
                 body = os.pread(descriptor, length, offset)
             finally:
                 os.close(descriptor)
-        if body is None or len(body) != length or zlib.crc32(body) != crc:
-            with self._lock:
-                if self._index.get(key) == entry:
-                    del self._index[key]
-            return None
         return body
 
     # --- writing -------------------------------------------------------------
@@ -139,6 +242,9 @@ class UrlCache:
         digest = url_key(url)
         crc = zlib.crc32(body)
         record = _HEADER.pack(_MAGIC, digest, len(body), crc) + body
+        if self._remote is not None:
+            self._put_remote(digest, record, len(body), crc)
+            return
         with self._lock:
             descriptor, pack = self._writer_fd()
             offset = self._written
@@ -158,8 +264,37 @@ class UrlCache:
             self._index[digest[:_KEY_BYTES]] = self._entry(
                 self._number(pack), offset + _HEADER.size, len(body), crc)
 
+    def _put_remote(self, digest: bytes, record: bytes, length: int, crc: int) -> None:
+        with self._lock:
+            self._drop_inherited_pending()
+            if self._pending_pack is None:
+                self._pending_pack = self._remote.path(_pack_name())
+            offset = len(self._pending)
+            self._pending += record
+            self._index[digest[:_KEY_BYTES]] = self._entry(
+                self._number(self._pending_pack), offset + _HEADER.size, length, crc)
+            if len(self._pending) >= _REMOTE_PACK_BYTES:
+                self._flush()
+
+    def _flush(self) -> None:
+        """Writes a remote folder's pending records as one new pack."""
+        self._drop_inherited_pending()
+        if self._pending_pack is None:
+            return
+        self._remote.write(self._pending_pack, bytes(self._pending))
+        self._indexed_to[self._pending_pack] = len(self._pending)
+        self._pending, self._pending_pack = bytearray(), None
+
+    def _drop_inherited_pending(self) -> None:
+        # Records a parent had not written when it forked are its own to
+        # write; this process would write them to the parent's pack name.
+        if self._pending_pid != os.getpid():
+            self._pending, self._pending_pack, self._pending_pid = bytearray(), None, os.getpid()
+
     def close(self) -> None:
         with self._lock:
+            if self._remote is not None:
+                self._flush()
             self._close_writer()
 
     def _close_writer(self) -> None:
@@ -181,8 +316,7 @@ class UrlCache:
         # descriptor stays open: closing it cannot affect the parent, and
         # it is only a descriptor.
         self._packs_dir.mkdir(parents=True, exist_ok=True)
-        # Time first, so packs list in the order they were started.
-        pack = self._packs_dir / f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}{_SUFFIX}"
+        pack = self._packs_dir / _pack_name()
         descriptor = os.open(pack, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         self._writer, self._written = (os.getpid(), descriptor, pack), 0
         return descriptor, pack
@@ -209,14 +343,19 @@ class UrlCache:
         return entry >> _OFFSET_BITS, entry & ((1 << _OFFSET_BITS) - 1), length, crc
 
 
-_OPEN: collections.OrderedDict[Path, UrlCache] = collections.OrderedDict()
+def _pack_name() -> str:
+    # Time first, so packs list in the order they were started.
+    return f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}{_SUFFIX}"
+
+
+_OPEN: collections.OrderedDict[Path | str, UrlCache] = collections.OrderedDict()
 _OPEN_LOCK = threading.Lock()
 
 
 def open_cache(folder) -> UrlCache:
     """This process's cache of `folder`, brought up to date with what other
     processes added since it was last opened."""
-    folder = Path(os.path.abspath(folder))
+    folder = os.fspath(folder).rstrip("/") if is_remote(folder) else Path(os.path.abspath(folder))
     with _OPEN_LOCK:
         cache = _OPEN.pop(folder, None)
         if cache is None:
@@ -227,3 +366,12 @@ def open_cache(folder) -> UrlCache:
         while len(_OPEN) > _KEEP_OPEN:
             _OPEN.popitem(last=False)[1].close()
     return cache
+
+
+@atexit.register
+def _write_pending() -> None:
+    """A remote cache's last records are written when the process ends."""
+    with _OPEN_LOCK:
+        for cache in _OPEN.values():
+            if cache._remote is not None:
+                cache.close()
