@@ -4,7 +4,9 @@ Importing the package registers every builder with TFDS, so that
 `tfds.load("sign_mnist_csv")` works from any project, registers every dataset
 of the team catalogs named by SIGN_DATASETS_CATALOG (catalog/teams.py), and
 lets `tfds.show_examples` draw the raw-pixel datasets. `sign_datasets.pipeline()`
-is the fast training read path (sign_datasets/read/pipeline.py).
+is the fast training read path (sign_datasets/read/pipeline.py);
+`sign_datasets.batches()` reads the same builds as NumPy arrays without
+TensorFlow (sign_datasets/read/batches.py).
 """
 
 __version__ = "0.1.0"
@@ -68,7 +70,9 @@ from sign_datasets.read import visualize as _visualize  # noqa: E402
 
 _visualize.register_show_examples()
 
-# TensorFlow itself is imported only when a pipeline is built.
+# TensorFlow itself is imported only when a pipeline is built; batches()
+# never imports it.
+from sign_datasets.read.batches import batches  # noqa: E402,F401
 from sign_datasets.read.pipeline import pipeline  # noqa: E402,F401
 
 

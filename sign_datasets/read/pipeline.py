@@ -23,6 +23,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import file_adapters
 
+from sign_datasets.read.records import ArrayRecordShards
+
 # Shuffle buffers hold examples in memory; bound them by bytes, not by count,
 # so a split of large images cannot take the machine's memory.
 SHUFFLE_BUFFER_BYTES = 256 * 1024 ** 2
@@ -224,7 +226,7 @@ def _array_record_batches(instructions, batch_size, shuffle, seed, drop_remainde
     global at the cost of a few bytes per example."""
     import tensorflow as tf
 
-    shards = _ArrayRecordShards(instructions)
+    shards = ArrayRecordShards(instructions)
     indices = tf.data.Dataset.range(len(shards))
     if shuffle:
         indices = indices.shuffle(len(shards), seed=seed, reshuffle_each_iteration=True)
@@ -247,39 +249,6 @@ def _array_record_batches(instructions, batch_size, shuffle, seed, drop_remainde
     # documented as thread-safe); prefetching overlaps them with decoding.
     return (indices.batch(ARRAY_RECORD_BLOCK).map(read_block).prefetch(2)
             .rebatch(batch_size, drop_remainder=drop_remainder))
-
-
-class _ArrayRecordShards:
-    """Example i of a split (its file instructions) from ArrayRecord readers.
-
-    array_record's own data source starts a thread pool on every call, which
-    costs more than reading 128 small records; its readers do not."""
-
-    def __init__(self, instructions):
-        from array_record.python import array_record_module
-
-        self.readers = [array_record_module.ArrayRecordReader(
-            os.fspath(i.filename), options="readahead_buffer_size:0") for i in instructions]
-        self.skips = np.array([i.skip for i in instructions], np.int64)
-        self.ends = np.cumsum([i.take for i in instructions], dtype=np.int64)
-
-    def __len__(self) -> int:
-        return int(self.ends[-1]) if len(self.ends) else 0
-
-    def read(self, indices) -> list[bytes]:
-
-        indices = np.asarray(indices, np.int64)
-        shard_of = np.searchsorted(self.ends, indices, side="right")
-        firsts = self.ends - np.diff(self.ends, prepend=0)
-        positions = indices - firsts[shard_of] + self.skips[shard_of]
-        if len(self.readers) == 1:
-            return self.readers[0].read(positions.tolist())
-        records: list[bytes] = [b""] * len(indices)
-        for shard in np.unique(shard_of):
-            where = np.flatnonzero(shard_of == shard)
-            for slot, record in zip(where, self.readers[shard].read(positions[where].tolist())):
-                records[slot] = record
-        return records
 
 
 class _BatchDecoder:
