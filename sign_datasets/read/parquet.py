@@ -80,7 +80,13 @@ def examples(builder, split: str) -> Iterator[tuple[np.ndarray, int]]:
     # One shard at a time: the rows keep the build's order, run after run.
     config = tfds.ReadConfig(interleave_cycle_length=1)
     dataset = builder.as_dataset(split=split, shuffle_files=False, read_config=config)
-    for example in tfds.as_numpy(dataset):
+    if None not in builder.info.features["image"].shape:
+        # Images of one size come out of TensorFlow a batch at a time: ten
+        # times fewer trips through its iterator than one example at a time.
+        for batch in tfds.as_numpy(dataset.batch(ROWS_PER_GROUP).prefetch(2)):
+            yield from zip(batch["image"], batch["label"].tolist())
+        return
+    for example in tfds.as_numpy(dataset.prefetch(64)):
         yield example["image"], int(example["label"])
 
 
