@@ -7,6 +7,8 @@ reported.
 
 from __future__ import annotations
 
+import re
+
 from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
 from tensorflow_datasets.core.registered import DatasetNotFoundError
 
@@ -29,10 +31,29 @@ def users_errors() -> tuple[type[BaseException], ...]:
             DiskFullError, UnknownDatasetError, NotBuiltError)
 
 
+# Modules of the `tensorflow` extra (setup.cfg); a plain install lacks them.
+TENSORFLOW_EXTRA_MODULES = {"tensorflow", "tensorboard", "keras", "keras_tuner"}
+TENSORFLOW_EXTRA = "pip install 'sign-datasets[tensorflow]'"
+
+
+def missing_extra(error: BaseException) -> str | None:
+    """The line for a module of the tensorflow extra that is not installed."""
+    if not isinstance(error, ModuleNotFoundError):
+        return None
+    # TFDS re-raises some errors with its own text, which loses `name`.
+    found = error.name or next(iter(re.findall(r"No module named '([\w.]+)'", str(error))), "")
+    module = found.split(".")[0]
+    if module not in TENSORFLOW_EXTRA_MODULES:
+        return None
+    return f"this needs {module}, which is not installed: {TENSORFLOW_EXTRA}"
+
+
 def users_message(error: BaseException) -> str | None:
     """The one line to show for an error the user can fix, or None for a bug of
     ours (which keeps its traceback so that it gets reported)."""
-    if isinstance(error, DatasetNotFoundError):
+    if missing_extra(error):
+        text = missing_extra(error)
+    elif isinstance(error, DatasetNotFoundError):
         text = str(error).splitlines()[0]  # the rest lists every dataset TFDS knows
     elif isinstance(error, users_errors()):
         text = str(error)

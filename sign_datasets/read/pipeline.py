@@ -85,8 +85,7 @@ def pipeline(name, split: str = "train", *, batch_size: int = 128, shuffle: bool
     example at a time. Every stage runs on min(16, cores) threads and the last
     one prefetches; tf.data's autotuning is off (see the end of this function).
     """
-    import tensorflow as tf
-
+    tf = _tensorflow()
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     builder = _prepared(name, data_dir)
@@ -141,6 +140,18 @@ def pipeline(name, split: str = "train", *, batch_size: int = 128, shuffle: bool
     # it, AUTOTUNE stages run on min(16, cores) threads, as the tuner chose.
     options.autotune.enabled = False
     return batches.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def _tensorflow():
+    try:
+        import tensorflow as tf
+    except ModuleNotFoundError as error:
+        if error.name != "tensorflow":
+            raise
+        raise ModuleNotFoundError("pipeline() needs TensorFlow, which is not installed: pip install "
+                                  "'sign-datasets[tensorflow]' (sign_datasets.batches() reads "
+                                  "without it)", name="tensorflow") from None
+    return tf
 
 
 # --- the dataset --------------------------------------------------------------
