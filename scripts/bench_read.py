@@ -3,7 +3,9 @@
 1. sign_mnist_csv, train split, batch 128: the in-memory numpy tf.data
    pipeline (the baseline) against sign_datasets.pipeline() over the prepared
    dataset, images stored as raw uint8 tensors (2.0.0) and as PNG (1.0.0's
-   storage, rebuilt here), uncached and cached, and TFDS's own reader.
+   storage, rebuilt here), uncached and cached, and TFDS's own reader; and
+   sign_datasets.batches(), the NumPy reader without TensorFlow (issue 20:
+   at least half of pipeline()'s images/s), on the same builds.
 2. Storage: disk size of each encoding; TFRecord against ArrayRecord for
    sequential epochs and for random reads.
 3. sign_language_img (2.0.0: raw 28x28 pixels decoded from the JPEGs at build time): pipeline() against
@@ -91,6 +93,16 @@ def run_rounds(pipelines: dict, rounds: int) -> dict[str, dict]:
                    "rate": counts[name] / statistics.median(times[name])} for name in names}
 
 
+class AsPairs:
+    """batches()' dicts as the (images, labels) pairs the timing loop takes."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __iter__(self):
+        return ((batch["image"], batch["label"]) for batch in self.batches)
+
+
 def warmed(dataset):
     """A cached pipeline after the epoch that fills its cache (run_rounds'
     warm-up epoch would fill it too; this keeps the intent explicit)."""
@@ -105,7 +117,8 @@ def bench_sign_mnist(builders: dict, rounds: int) -> dict:
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    from sign_datasets.read import pipeline
+    from sign_datasets.read.batches import batches
+    from sign_datasets.read.pipeline import pipeline
 
     raw, png, array_record = builders["raw"], builders["png"], builders["array_record"]
     batches = list(pipeline(raw, "train", batch_size=4096, shuffle=False).as_numpy_iterator())
@@ -147,6 +160,10 @@ def bench_sign_mnist(builders: dict, rounds: int) -> dict:
         "array_record_shuffled": ours(array_record, True),
         "tfds_raw": tfds_reader(raw),
         "tfds_png": tfds_reader(png),
+        "batches_raw": AsPairs(batches(raw, "train", batch_size=BATCH, shuffle=False)),
+        "batches_raw_shuffled": AsPairs(batches(raw, "train", batch_size=BATCH, seed=SEED)),
+        "batches_array_record_shuffled": AsPairs(batches(array_record, "train", batch_size=BATCH,
+                                                         seed=SEED)),
     }
     return run_rounds(pipelines, rounds)
 
@@ -189,7 +206,7 @@ def bench_sign_language_img(data_dir: Path, source: Path, work: Path, rounds: in
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    from sign_datasets.read import pipeline
+    from sign_datasets.read.pipeline import pipeline
 
     builder = tfds.builder("sign_language_img", data_dir=str(data_dir))
     builder.download_and_prepare()
@@ -269,6 +286,20 @@ def format_section(command: str, scale: float, machine: str, contention: tuple[s
         row("TFDS's reader (`as_dataset().batch(128)`), raw, uncached", "tfds_raw", "numpy"),
         row("TFDS's reader (`as_dataset().batch(128)`), PNG, uncached", "tfds_png", "numpy"),
         "",
+        "### sign_mnist_csv, train split: batches() (NumPy, no TensorFlow) against pipeline()",
+        "",
+        "`sign_datasets.batches()` reads the same builds without TensorFlow (in this run "
+        "TensorFlow is loaded for the other pipelines; batches() does not use it). The baseline "
+        "is pipeline() on the same build, uncached, in the same order mode.",
+        "",
+        "| reader | images/s | baseline images/s | ratio | per round (images/s) |",
+        "|---|---|---|---|---|",
+        row("batches(), raw, TFRecord, in order", "batches_raw", "raw"),
+        row("batches(), raw, TFRecord, shuffled (goal >= 0.5)", "batches_raw_shuffled",
+            "raw_shuffled"),
+        row("batches(), raw, ArrayRecord, shuffled", "batches_array_record_shuffled",
+            "array_record_shuffled"),
+        "",
         f"Raw against PNG through pipeline(), uncached: "
         f"{mnist['raw']['rate'] / mnist['png']['rate']:.1f}x (in order), "
         f"{mnist['raw_shuffled']['rate'] / mnist['png_shuffled']['rate']:.1f}x (shuffled). "
@@ -317,7 +348,7 @@ def format_section(command: str, scale: float, machine: str, contention: tuple[s
         "",
         f"![images per second of each pipeline]({CHART.name})",
         "",
-        "Goals of issue 7 in this run: " + "; ".join(goal_lines(mnist, sign)) + ".",
+        "Goals in this run: " + "; ".join(goal_lines(mnist, sign)) + ".",
         "",
         "Where the time goes: the raw path parses a batch of 128 records with one "
         "`tf.io.parse_example` and one `tf.io.decode_raw`, so it is bound by tf.data's cost per "
@@ -337,6 +368,7 @@ GOALS = (  # (what, pipeline, baseline, at least)
     ("uncached raw epoch, shuffled", "raw_shuffled", "numpy_shuffled", 0.25, "mnist"),
     ("cached epoch, in order", "raw_cached", "numpy", 0.8, "mnist"),
     ("cached epoch, shuffled", "raw_cached_shuffled", "numpy_shuffled", 0.8, "mnist"),
+    ("batches() shuffled against pipeline()", "batches_raw_shuffled", "raw_shuffled", 0.5, "mnist"),
     ("sign_language_img uncached", "ours", "folders", 3.0, "sign"),
     ("sign_language_img cached", "ours_cached", "folders", 3.0, "sign"),
 )
@@ -358,7 +390,8 @@ def draw_chart(mnist: dict, sign: dict, path: Path) -> None:
 
     mnist_bars = [("numpy in memory", "numpy"), ("pipeline raw", "raw"), ("pipeline PNG", "png"),
                   ("pipeline raw, cached", "raw_cached"), ("pipeline raw, ArrayRecord", "array_record"),
-                  ("TFDS reader, raw", "tfds_raw"), ("TFDS reader, PNG", "tfds_png")]
+                  ("TFDS reader, raw", "tfds_raw"), ("TFDS reader, PNG", "tfds_png"),
+                  ("batches() raw (NumPy)", "batches_raw")]
     sign_bars = [("image_dataset_from_directory", "folders"), ("pipeline", "ours"),
                  ("pipeline, cached", "ours_cached"), ("TFDS reader", "tfds")]
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [7, 4]})
