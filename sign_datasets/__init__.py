@@ -73,6 +73,7 @@ _visualize.register_show_examples()
 # TensorFlow itself is imported only when a pipeline is built; batches()
 # never imports it.
 from sign_datasets.read.batches import batches  # noqa: E402,F401
+from sign_datasets.read.random_access import ArrayRecordSource  # noqa: E402,F401
 from sign_datasets.read.pipeline import pipeline  # noqa: E402,F401
 
 

@@ -148,3 +148,21 @@ def test_tf_free_venv_reads_the_builds(data_dirs, tmp_path):
                            "tests/notf"], capture_output=True, text=True, env=env, cwd=REPO)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "skipped" not in done.stdout, done.stdout[-3000:]
+
+
+def test_array_record_source_by_index(data_dirs):
+    import pickle
+
+    expected = tfds_examples(NAME, data_dirs["tfrecord"], "test")
+    source = sign_datasets.ArrayRecordSource(NAME, "test", data_dir=str(data_dirs["array_record"]))
+    assert len(source) == len(expected)
+    for index in (0, 17, len(expected) - 1, -1):
+        example = source[index]
+        assert (int(example["label"]), example["image"].tobytes()) == expected[index]
+    again = pickle.loads(pickle.dumps(source))
+    assert [(int(e["label"]), e["image"].tobytes()) for e in again.__getitems__([5, 2])] == \
+        [expected[5], expected[2]]
+    with pytest.raises(IndexError):
+        source[len(expected)]
+    with pytest.raises(ValueError, match="random access needs an ArrayRecord build"):
+        sign_datasets.ArrayRecordSource(NAME, "test", data_dir=str(data_dirs["tfrecord"]))

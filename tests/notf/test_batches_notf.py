@@ -61,3 +61,21 @@ def test_refusals(tmp_path):
         sign_datasets.batches(NAME, data_dir=str(tmp_path))
     with pytest.raises(ValueError, match="split 'nope'"):
         sign_datasets.batches(NAME, "nope", data_dir=DATA_DIRS["tfrecord"])
+
+
+def test_grain_reads_the_array_record_source(expected):
+    """The README's Grain recipe (one worker process: the source pickles)."""
+    import grain.python as grain
+
+    import sign_datasets
+
+    source = sign_datasets.ArrayRecordSource(NAME, "test", data_dir=DATA_DIRS["array_record"])
+    loader = grain.DataLoader(
+        data_source=source,
+        sampler=grain.IndexSampler(num_records=len(source), shuffle=True, seed=0, num_epochs=1,
+                                   shard_options=grain.NoSharding()),
+        operations=[grain.Batch(batch_size=128)],
+        worker_count=1)
+    got = examples(loader)
+    assert Counter(got) == Counter(expected["test"]) and got != expected["test"]
+    assert "tensorflow" not in sys.modules
