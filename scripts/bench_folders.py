@@ -170,7 +170,7 @@ def bench_epoch(source: Path, work: Path, repeats: int, batch_size: int = 32) ->
         extracted / "Train", color_mode="grayscale", image_size=(28, 28),
         batch_size=batch_size, seed=0, verbose=False).prefetch(tf.data.AUTOTUNE)
     listing = time.perf_counter() - start
-    from sign_datasets.read import pipeline
+    from sign_datasets import pipeline
     pipelines = {"pipeline": pipeline("sign_language_img", "train", batch_size=batch_size,
                                       shuffle=True, seed=0, data_dir=str(data_dir)),
                  "prepared": prepared(False), "prepared_cached": prepared(True), "folders": folders}
