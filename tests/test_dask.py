@@ -18,7 +18,9 @@ import sys
 import numpy as np
 import pytest
 
-from test_beam import build, dirty_source, env, metadata, shard_records  # noqa: F401 (fixtures)
+from pathlib import Path
+
+from test_beam import build, dirty_source, env, metadata, run, shard_records  # noqa: F401 (fixtures)
 from test_beam_catalog import team  # noqa: F401 (a fixture)
 
 tfds = pytest.importorskip("tensorflow_datasets")
@@ -34,8 +36,10 @@ COURSE = ["sign_mnist_csv/dirty", "sign_mnist_json", "sign_mnist_base64",
 # A CSV, image URLs in JSON lines and a zip of class folders, declared in a
 # team catalog (tests/test_beam_catalog.py).
 TEAM = ["beam_team_shapes", "beam_team_faces_urls", "beam_team_pets"]
-# Each plan's work in 4 tasks, so both workers read.
-PARTITIONS = ",dask_npartitions=4"
+# Each plan's work in 2 tasks, so both workers read. (More cost more than
+# they bring here: TFDS's writer recomputes a side input per partition on
+# this runner.)
+PARTITIONS = ",dask_npartitions=2"
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +85,9 @@ def assert_same_build(on_dask, local) -> None:
         records = shard_records(local, split)
         assert shard_records(on_dask, split) == records
         assert on_dask.info.splits[split].num_examples == len(records) > 0
-    assert metadata(on_dask) == metadata(local)
+    # The quality report (near copies) is made by local builds only so far.
+    local_metadata = {key: value for key, value in metadata(local).items() if key != "quality"}
+    assert metadata(on_dask) == local_metadata
 
 
 # --- the runner's correction ----------------------------------------------------------
@@ -134,6 +140,22 @@ def test_the_runner_is_resolved_lazily_from_the_package():
     assert sign_datasets.DaskRunner is DaskRunner
     with pytest.raises(AttributeError):
         sign_datasets.NoSuchRunner  # noqa: B018
+
+
+def test_both_command_lines_name_the_runner(cluster, env, dirty_source, tmp_path):
+    """The one `--beam` line, and tfds build's --beam_pipeline_options."""
+    options = f"runner={RUNNER},dask_client_address={cluster.scheduler.address}{PARTITIONS}"
+    local = build("sign_mnist_base64", tmp_path / "local")
+    run([sys.executable, "-m", "sign_datasets", "build", "sign_mnist_base64",
+         "--data-dir", str(tmp_path / "ours"), "--beam", options],
+        SIGN_DATASETS_SOURCE=str(dirty_source))
+    run([str(Path(sys.executable).parent / "tfds"), "build", "--imports", "sign_datasets",
+         "sign_mnist_base64", f"--data_dir={tmp_path / 'tfds'}",
+         f"--download_dir={tmp_path / 'downloads'}", f"--beam_pipeline_options={options}"],
+        SIGN_DATASETS_SOURCE=str(dirty_source))
+    for data_dir in ("ours", "tfds"):
+        assert_same_build(tfds.builder("sign_mnist_base64", data_dir=str(tmp_path / data_dir)),
+                          local)
 
 
 # --- every format, on the cluster ------------------------------------------------------
