@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from sign_datasets.core import near, quality
+from sign_datasets.core import near, near_index, quality
 from sign_datasets.core.cleaning import SplitReport
 from sign_datasets.core.plans import NearShare, SplitPlan
 from sign_datasets.generate import local
@@ -33,7 +33,7 @@ def test_index_finds_what_all_pairs_finds(distance):
         for bit in rng.choice(64, rng.integers(0, 10), replace=False):
             flipped ^= 1 << int(bit)
         hashes[1499 - row, rng.integers(0, 5)] = flipped
-    i, j, bits = near.pairs_within(hashes, distance)
+    i, j, bits = near_index.pairs_within(hashes, distance)
     assert set(zip(i.tolist(), j.tolist(), bits.tolist())) == brute_pairs(hashes, distance)
 
 
@@ -67,7 +67,7 @@ def test_planted_copies_are_near_and_others_are_not():
             found[kind] += index.nearest(probes)[0] is not None
     assert found == [39, 40, 40]
     hashes = np.array([f.hashes for f in facts], dtype=np.uint64)
-    assert len(near.pairs_within(hashes, near.DEFAULT_DISTANCE)[0]) == 0
+    assert len(near_index.pairs_within(hashes, near.DEFAULT_DISTANCE)[0]) == 0
 
 
 def _images(facts: list, labels: list | None = None) -> quality.SplitImages:

@@ -1,13 +1,12 @@
-"""Near copies and image quality: the perceptual hash, the index that finds
-near pairs without comparing all pairs, and the facts a report needs.
+"""Near copies and image quality: the perceptual hash and the facts of an
+image that the quality report needs.
 
-Every kept image gets `ImageFacts` where it is decoded (a worker): a 64-bit
-DCT hash of its grey levels, its range, mean and entropy, and integer sums
+Every kept image gets `ImageFacts` where it is decoded (a worker), computed
+for a chunk of images at once: a 64-bit DCT hash of its grey levels and of
+its copies shifted by a pixel, its range, mean and entropy, and integer sums
 of its channels. The whole-split steps (`generate.local`, and Beam grouping
-by hash bands) turn them into a report with `quality.py`. Pairs are found by
-multi-index hashing: the hash is cut into `BANDS` bands; two hashes at most
-`r` bits apart agree within floor(r / BANDS) bits on some band, so only
-records whose band values are that close are ever compared.
+by hash bands) find near pairs with `near_index` and turn them into a report
+with `quality.py`.
 """
 
 from __future__ import annotations
@@ -25,9 +24,6 @@ HASH_BITS = 64
 # different letters, every shifted and recompressed copy, 97% of brightened ones.
 DEFAULT_DISTANCE = 4
 MAX_DISTANCE = 10
-# Three bands of 22, 21 and 21 bits: within distance 4 some band differs in
-# at most 1 bit, so a query probes 1 + 22 band values per band.
-BANDS = 3
 
 # Quality flags: reported, never dropped. Levels of 0..255 grey.
 CONSTANT_RANGE = 8          # max - min at most this: blank or constant
@@ -77,25 +73,6 @@ def _dct_rows(size: int = 32, keep: int = 8) -> np.ndarray:
     return rows
 
 
-def grey(pixels: np.ndarray) -> np.ndarray:
-    """(H, W) grey levels of an (H, W, C) uint8 image (ITU-R 601 luma, as
-    Pillow's convert("L"))."""
-    if pixels.ndim == 2:
-        return pixels
-    if pixels.shape[-1] == 1:
-        return pixels[..., 0]
-    return cv2.cvtColor(np.ascontiguousarray(pixels[..., :3]), cv2.COLOR_RGB2GRAY)
-
-
-def dct_hashes(greys: np.ndarray) -> np.ndarray:
-    """uint64 hashes of (N, 32, 32) float grey images: the sign of each of the
-    8x8 lowest DCT frequencies against their median (pHash's definition)."""
-    rows = _dct_rows()
-    low = (rows @ greys @ rows.T).reshape(len(greys), 64)
-    bits = low > np.median(low, axis=1, keepdims=True)
-    return np.packbits(bits, axis=1).view(">u8").ravel().astype(np.uint64)
-
-
 SHIFTS = ((0, 1), (0, -1), (1, 0), (-1, 0))
 
 
@@ -108,185 +85,118 @@ def shifted(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return padded[top:top + height, left:left + width]
 
 
-def _small(image: np.ndarray) -> np.ndarray:
-    return cv2.resize(image, (32, 32), interpolation=cv2.INTER_AREA)
+@functools.lru_cache(maxsize=None)
+def _resize_rows(size: int) -> np.ndarray:
+    """(32, size): cv2's INTER_AREA resize of one axis as a matrix (resizing
+    is linear and separable), so shifted copies resize in one product."""
+    eye = np.eye(size, dtype=np.float32)
+    return cv2.resize(eye, (size, 32), interpolation=cv2.INTER_AREA).astype(np.float64)
 
 
-def _entropy(image: np.ndarray) -> float:
-    counts = np.bincount(image.ravel(), minlength=256)
-    p = counts[counts > 0] / image.size
-    return round(float(-(p * np.log2(p)).sum()), 4)
+def _shift_rows(size: int, step: int) -> np.ndarray:
+    """(size, size): moves an axis by `step` pixels, the edge repeated (as `shifted`)."""
+    matrix = np.zeros((size, size))
+    matrix[np.arange(size), np.clip(np.arange(size) - step, 0, size - 1)] = 1
+    return matrix
+
+
+@functools.lru_cache(maxsize=None)
+def _probe_products(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows (P, 8, H), columns (W, P * 8)) with P = 1 + len(SHIFTS): the
+    8x8 low DCT frequencies of each probe of a grey (H, W) image are
+    rows[p] @ image @ columns[:, 8p:8p + 8]."""
+    dct = _dct_rows()
+    steps = ((0, 0),) + SHIFTS
+    rows = np.stack([dct @ _resize_rows(height) @ _shift_rows(height, dy) for dy, _ in steps])
+    columns = np.concatenate([(dct @ _resize_rows(width) @ _shift_rows(width, dx)).T
+                              for _, dx in steps], axis=1)
+    return rows, columns
+
+
+def _greys(stack: np.ndarray) -> np.ndarray:
+    """(N, H, W) grey levels of (N, H, W, C) uint8 images (as `grey`)."""
+    if stack.shape[-1] == 1:
+        return stack[..., 0]
+    count, height, width = stack.shape[:3]
+    flat = np.ascontiguousarray(stack[..., :3]).reshape(count * height, width, 3)
+    return cv2.cvtColor(flat, cv2.COLOR_RGB2GRAY).reshape(count, height, width)
+
+
+def _probe_hashes(greys: np.ndarray) -> np.ndarray:
+    """(N, P) uint64: each image's hash, then those of its shifted copies."""
+    rows, columns = _probe_products(*greys.shape[1:])
+    probes = len(rows)
+    right = (greys.astype(np.float64) @ columns).reshape(len(greys), greys.shape[1], probes, 8)
+    # (P, 1, 8, H) @ (P, N, H, 8): one batched product for every probe
+    # (faster here than one large product, which BLAS spreads over threads).
+    low = rows[:, None] @ right.transpose(2, 0, 1, 3)
+    low = low.transpose(1, 0, 2, 3).reshape(len(greys) * probes, 64)
+    # The median of 64 values, as np.median takes it (without its checks).
+    middle = np.partition(low, (31, 32), axis=1)[:, 31:33]
+    bits = low > (middle[:, :1] + middle[:, 1:]) / 2
+    return np.packbits(bits, axis=1).view(">u8").ravel().astype(np.uint64).reshape(-1, probes)
+
+
+def _histograms(levels: np.ndarray) -> np.ndarray:
+    """(N, C, 256) counts of each level per image and channel of (N, P, C) uint8."""
+    count, _, channels = levels.shape
+    offsets = 256 * np.arange(count * channels, dtype=np.int64).reshape(count, 1, channels)
+    counts = np.bincount((levels + offsets).ravel(), minlength=256 * count * channels)
+    return counts.reshape(count, channels, 256)
+
+
+@functools.lru_cache(maxsize=8)
+def _count_log_counts(pixels: int) -> np.ndarray:
+    """c * log2(c) for every count c of a level among `pixels`."""
+    counts = np.arange(pixels + 1, dtype=np.float64)
+    return counts * np.log2(np.maximum(counts, 1))
+
+
+def _entropies(counts: np.ndarray, pixels: int) -> np.ndarray:
+    """Bits of each image's 256-level histogram (N, 256) over `pixels`:
+    -sum p log2 p = log2(pixels) - sum c log2 c / pixels."""
+    return np.log2(pixels) - _count_log_counts(pixels)[counts].sum(axis=1) / pixels
+
+
+_LEVELS = np.arange(256, dtype=np.int64)
+
+
+def _facts_of_stack(stack: np.ndarray) -> list[ImageFacts]:
+    """ImageFacts of (N, H, W, C) uint8 images of one shape, computed
+    together; sums and extremes come from per-channel histograms."""
+    greys = _greys(stack)
+    hashes = _probe_hashes(greys).tolist()
+    flat = stack.reshape(len(stack), -1, stack.shape[-1])
+    pixels = flat.shape[1]
+    counts = _histograms(flat)
+    sums, squares = counts @ _LEVELS, counts @ (_LEVELS * _LEVELS)
+    means = (sums.sum(axis=1) / (pixels * flat.shape[2])).tolist()
+    present = counts.sum(axis=1) > 0
+    lows, highs = present.argmax(axis=1).tolist(), (255 - present[:, ::-1].argmax(axis=1)).tolist()
+    grey_counts = (counts[:, 0] if stack.shape[-1] == 1
+                   else _histograms(greys.reshape(len(stack), -1, 1))[:, 0])
+    entropies = _entropies(grey_counts, pixels).tolist()
+    sums, squares = sums.tolist(), squares.tolist()
+    return [ImageFacts(hashes=tuple(hashes[k]), low=lows[k], high=highs[k],
+                       mean=round(means[k], 4), entropy=round(entropies[k], 4),
+                       sums=tuple(sums[k]), squares=tuple(squares[k]), pixels=pixels)
+            for k in range(len(stack))]
 
 
 def facts_of_batch(images: np.ndarray | list[np.ndarray]) -> list[ImageFacts]:
-    """ImageFacts of (H, W, C) uint8 images (one array of equal shapes, or a list)."""
-    if len(images) == 0:
-        return []
-    smalls = []
-    for image in images:
-        levels = grey(image).astype(np.float32)
-        smalls.append(_small(levels))
-        smalls.extend(_small(shifted(levels, dy, dx)) for dy, dx in SHIFTS)
-    hashes = dct_hashes(np.stack(smalls).astype(np.float64)).reshape(len(images), 1 + len(SHIFTS))
-    out = []
-    for image, values in zip(images, hashes):
-        flat = image.reshape(-1, image.shape[-1] if image.ndim == 3 else 1).astype(np.int64)
-        sums = flat.sum(axis=0)
-        out.append(ImageFacts(
-            hashes=tuple(int(v) for v in values), low=int(flat.min()), high=int(flat.max()),
-            mean=round(float(sums.sum()) / flat.size, 4),
-            entropy=_entropy(grey(image)),
-            sums=tuple(int(s) for s in sums),
-            squares=tuple(int(s) for s in (flat * flat).sum(axis=0)),
-            pixels=int(flat.shape[0])))
+    """ImageFacts of (H, W, C) or (H, W) uint8 images (one array of equal
+    shapes, or a list), computed together per shape."""
+    shaped = [image if image.ndim == 3 else image[..., None] for image in images]
+    by_shape: dict[tuple, list[int]] = {}
+    for position, image in enumerate(shaped):
+        by_shape.setdefault(image.shape, []).append(position)
+    out: list = [None] * len(shaped)
+    for positions in by_shape.values():
+        stack = np.stack([shaped[position] for position in positions])
+        for position, facts in zip(positions, _facts_of_stack(stack)):
+            out[position] = facts
     return out
 
 
 def facts_of(pixels: np.ndarray) -> ImageFacts:
     return facts_of_batch([pixels])[0]
-
-
-# --- the index: multi-index hashing by bands ---------------------------------
-
-def band_layout(bands: int = BANDS) -> list[tuple[int, int]]:
-    """(shift, width) of each band of the 64-bit hash, widest first."""
-    widths = [HASH_BITS // bands + (1 if i < HASH_BITS % bands else 0) for i in range(bands)]
-    layout, shift = [], HASH_BITS
-    for width in widths:
-        shift -= width
-        layout.append((shift, width))
-    return layout
-
-
-def bands_for(distance: int) -> int:
-    """Bands for a distance: one per bit of distance + 1 up to BANDS (exact
-    band matches then suffice), BANDS beyond."""
-    return min(distance + 1, BANDS)
-
-
-@functools.lru_cache(maxsize=None)
-def flip_masks(width: int, radius: int) -> np.ndarray:
-    """Every value of at most `radius` set bits among `width`: the XOR masks
-    that reach the band values a query must probe."""
-    masks = [0]
-    frontier = {0}
-    for _ in range(radius):
-        frontier = {mask | (1 << bit) for mask in frontier for bit in range(width)
-                    if not mask >> bit & 1}
-        masks.extend(sorted(frontier))
-    return np.array(masks, dtype=np.uint64)
-
-
-def popcount(values: np.ndarray) -> np.ndarray:
-    return np.bitwise_count(values).astype(np.int64)
-
-
-def _expand(starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(query index, sorted index) of every hit of ranges [start, stop)."""
-    counts = stops - starts
-    total = int(counts.sum())
-    if total == 0:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty
-    queries = np.repeat(np.arange(len(starts)), counts)
-    offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    return queries, np.repeat(starts, counts) + offsets
-
-
-# Bands this narrow get a table of bucket starts (32 MB at 22 bits): a probe
-# is then a gather, not a binary search.
-TABLE_BITS = 24
-
-
-class _Band(NamedTuple):
-    shift: int
-    width: int
-    order: np.ndarray      # stored indices sorted by band value
-    keys: np.ndarray       # their band values, sorted
-    starts: np.ndarray | None  # bucket starts by band value (narrow bands)
-
-    def value(self, hashes: np.ndarray) -> np.ndarray:
-        return (hashes >> np.uint64(self.shift)) & np.uint64((1 << self.width) - 1)
-
-    def ranges(self, probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self.starts is not None:
-            index = probe.astype(np.int64)
-            return self.starts[index], self.starts[index + 1]
-        return (np.searchsorted(self.keys, probe, "left"),
-                np.searchsorted(self.keys, probe, "right"))
-
-
-def _bands(stored: np.ndarray, bands: int) -> list[_Band]:
-    out = []
-    for shift, width in band_layout(bands):
-        keys = (stored >> np.uint64(shift)) & np.uint64((1 << width) - 1)
-        order = np.argsort(keys, kind="stable")
-        starts = None
-        if width <= TABLE_BITS:
-            counts = np.bincount(keys.astype(np.int64), minlength=1 << width)
-            starts = np.concatenate([[0], np.cumsum(counts)])
-        out.append(_Band(shift, width, order, keys[order], starts))
-    return out
-
-
-def near_pairs(queries: np.ndarray, stored: np.ndarray, distance: int, same: bool = False,
-               chunk: int = 1 << 18) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(query index, stored index, bits apart) of every pair at most
-    `distance` apart, each pair once, in chunks of queries (no order). With
-    `same` (queries is stored), only pairs with query index < stored index."""
-    queries = np.asarray(queries, dtype=np.uint64)
-    stored = np.asarray(stored, dtype=np.uint64)
-    bands = bands_for(distance)
-    radius = distance // bands
-    table = _bands(stored, bands)
-    for start in range(0, len(queries), chunk):
-        part = queries[start:start + chunk]
-        found_q, found_s, found_bits = [], [], []
-        for band in table:
-            mine = band.value(part)
-            for mask in flip_masks(band.width, radius):
-                q, s = _expand(*band.ranges(mine ^ mask))
-                s = band.order[s]
-                q += start
-                if same:
-                    q, s = q[q < s], s[q < s]
-                bits = popcount(queries[q] ^ stored[s])
-                close = bits <= distance
-                found_q.append(q[close])
-                found_s.append(s[close])
-                found_bits.append(bits[close])
-        q, s, bits = (np.concatenate(found) for found in (found_q, found_s, found_bits))
-        # A pair close on several bands is found once per band.
-        unique = np.unique(q.astype(np.int64) * len(stored) + s, return_index=True)[1]
-        yield q[unique], s[unique], bits[unique]
-
-
-def pairs_within(hashes: np.ndarray, distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(i, j, bits) with i < j of the images of one split at most `distance`
-    apart; `hashes` is (n, 5): each image's hash and its shifted hashes. A
-    pair's distance is the least over either image's probes."""
-    return pairs_across(hashes, hashes[:, 0], distance, same=True)
-
-
-def pairs_across(probes: np.ndarray, stored: np.ndarray, distance: int, same: bool = False
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(query image, stored image, bits) of each query image (rows of
-    `probes`, (n, 5)) with a stored hash at most `distance` from one of its
-    probes, each pair once with its least distance. With `same`, the pair
-    is (lower, higher) index and never an image with itself."""
-    probes = np.asarray(probes, dtype=np.uint64)
-    width = probes.shape[1]
-    found = [(q // width, s, bits) for q, s, bits in near_pairs(probes.ravel(), stored, distance)]
-    if not found:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty, empty
-    q, s, bits = (np.concatenate(part) for part in zip(*found))
-    if same:
-        keep = q != s
-        q, s, bits = np.minimum(q, s)[keep], np.maximum(q, s)[keep], bits[keep]
-    # The least distance of each pair first, then one row per pair.
-    order = np.lexsort((bits, s, q))
-    q, s, bits = q[order], s[order], bits[order]
-    first = np.ones(len(q), dtype=bool)
-    first[1:] = (q[1:] != q[:-1]) | (s[1:] != s[:-1])
-    return q[first], s[first], bits[first]

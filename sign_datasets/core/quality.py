@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from sign_datasets.core import near
+from sign_datasets.core import near, near_index
 
 # Listed per kind: enough to look at, bounded so the metadata stays small.
 MAX_LISTED = 10
@@ -71,42 +71,31 @@ def _pair(images: SplitImages, i: int, j: int, bits: int, other: SplitImages | N
     return [images.wheres[i], other.wheres[j], int(bits)]
 
 
-def _groups(count: int, i: np.ndarray, j: np.ndarray) -> list[list[int]]:
-    """Connected groups (of two or more) of the pairs, each sorted, by first member."""
-    parent = list(range(count))
-
-    def root(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in zip(i.tolist(), j.tolist()):
-        ra, rb = root(a), root(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    members: dict[int, list[int]] = {}
-    for x in sorted({int(v) for v in i.tolist()} | {int(v) for v in j.tolist()}):
-        members.setdefault(root(x), []).append(x)
-    return [members[key] for key in sorted(members)]
+def _groups(count: int, i: np.ndarray, j: np.ndarray) -> tuple[int, int, list[list[int]]]:
+    """(groups, images in them, the first groups listed) of the connected
+    groups of the pairs: groups by least member, members in order."""
+    paired = np.zeros(count, dtype=bool)
+    paired[i] = paired[j] = True
+    nodes = np.flatnonzero(paired)
+    roots = near_index.components(count, i, j)[nodes]
+    firsts = np.unique(roots)
+    listed = [nodes[roots == first][:MAX_LISTED].tolist() for first in firsts[:MAX_LISTED]]
+    return len(firsts), len(nodes), listed
 
 
 def split_report(images: SplitImages, distance: int) -> dict:
     """Near copies within the split and its flagged images."""
-    i, j, bits = near.pairs_within(images.hash_matrix(), distance)
-    # Pairs listed in reading order: by the later image, then the earlier.
-    order = np.lexsort((i, j))
-    i, j, bits = i[order], j[order], bits[order]
+    # Pairs come in reading order: by the later image, then the earlier.
+    i, j, bits = near_index.pairs_within(images.hash_matrix(), distance)
     labels = np.array(images.labels, dtype=np.int64)
     differ = labels[i] != labels[j] if len(i) else np.zeros(0, dtype=bool)
-    groups = _groups(len(images.wheres), i, j)
+    groups, grouped, listed = _groups(len(images.wheres), i, j)
     return {
         "images": len(images.wheres),
         "near_pairs": int(len(i)),
-        "near_groups": len(groups),
-        "in_near_groups": sum(len(group) for group in groups),
-        "first_groups": [[images.wheres[x] for x in group[:MAX_LISTED]]
-                         for group in groups[:MAX_LISTED]],
+        "near_groups": groups,
+        "in_near_groups": grouped,
+        "first_groups": [[images.wheres[x] for x in group] for group in listed],
         "first_pairs": [_pair(images, a, b, d) for a, b, d
                         in zip(i[~differ][:MAX_LISTED], j[~differ][:MAX_LISTED],
                                bits[~differ][:MAX_LISTED])],
@@ -125,17 +114,14 @@ class TrainIndex:
     def __init__(self, train: SplitImages, distance: int):
         self.train = train
         self.distance = distance
-        self.stored = train.hash_matrix()[:, 0]
+        self.index = near_index.Nearest(train.hash_matrix()[:, 0], distance)
 
     def nearest(self, probes: np.ndarray) -> list[tuple[int, int] | None]:
         """For each row of probes, (train index, bits) of its nearest train
         image (the earliest of equally near ones), or None."""
-        best: dict[int, tuple[int, int]] = {}
-        q, s, bits = near.pairs_across(probes, self.stored, self.distance)
-        for a, b, d in zip(q.tolist(), s.tolist(), bits.tolist()):
-            if a not in best or (d, b) < best[a]:
-                best[a] = (d, b)
-        return [(best[a][1], best[a][0]) if a in best else None for a in range(len(probes))]
+        found, bits = self.index.find(probes)
+        return [(index, apart) if index >= 0 else None
+                for index, apart in zip(found.tolist(), bits.tolist())]
 
 
 @dataclasses.dataclass

@@ -151,9 +151,8 @@ def fit_size(image: FolderImage, spec: DecodeSpec) -> FolderImage:
 
 
 def encode_member(image: FolderImage, spec: DecodeSpec) -> FolderImage:
-    """Rule: the bytes the dataset stores and the facts of its pixels; drops
-    the bulky intermediates, which would otherwise travel back from the worker."""
-    image.facts = near.facts_of(image.pixels)
+    """Rule: the bytes the dataset stores; the pixels stay for the chunk's
+    facts (`read_chunk`)."""
     if spec.raw:
         image.encoded = image.pixels.tobytes()
         image.raw_shape = image.pixels.shape
@@ -162,7 +161,6 @@ def encode_member(image: FolderImage, spec: DecodeSpec) -> FolderImage:
         image.keep_original = keep
         image.encoded = image.data if keep else images.encode_png(image.pixels)
     image.data = None
-    image.pixels = None
     return image
 
 
@@ -189,9 +187,20 @@ def read_chunk(members: Sequence[MemberRef | Dropped], archive_path: str, source
                spec: DecodeSpec, encode: bool = True) -> list[FolderImage | Dropped]:
     """Members -> records, in order; never raises for one bad member."""
     rules = member_rules(archive_path, spec, encode)
-    return [member if isinstance(member, Dropped)
-            else screen(FolderImage(member, source), rules)
-            for member in members]
+    records = [member if isinstance(member, Dropped)
+               else screen(FolderImage(member, source), rules)
+               for member in members]
+    if encode:
+        add_facts([record for record in records if not isinstance(record, Dropped)])
+    return records
+
+
+def add_facts(kept: list[FolderImage]) -> None:
+    """The quality report's facts of the stored pixels, computed for the
+    chunk at once (core.near); the pixels, bulky, do not travel back."""
+    for image, facts in zip(kept, near.facts_of_batch([image.pixels for image in kept])):
+        image.facts = facts
+        image.pixels = None
 
 
 def member_ranges(members: Sequence[MemberRef | Dropped], max_members: int = 256,

@@ -25,7 +25,7 @@ from sign_datasets.io.parallel import long_lived_objects_frozen, ordered_map
 
 # Test images are searched in train's index this many at a time (a search
 # per image would cost a numpy call per band value probed).
-NEAR_BATCH = 512
+NEAR_BATCH = 2048
 
 # Forked workers find the plan here by token instead of receiving it with
 # every work item: its functions may carry a whole archive's member list.

@@ -1,0 +1,283 @@
+"""Finding near pairs of 64-bit hashes without comparing all pairs, and
+grouping them: multi-index hashing by bands, vectorized end to end.
+
+The hash is cut into bands; two hashes at most `r` bits apart differ in at
+most floor(r / bands) bits on some band (pigeonhole), so only hashes whose
+band values are that close are ever compared. Images are searched by
+distinct hash value (near copies share values), each value pair is found
+once (in the first band that brings it close), then spread over the images
+holding the values; `pairs_within` and `Nearest` return what the quality
+report needs (core/quality.py, docs/DESIGN.md "Near copies").
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import numpy as np
+
+HASH_BITS = 64
+# Three bands of 22, 21 and 21 bits: within distance 4 some band differs in
+# at most 1 bit, so a query probes 1 + 22 band values per band.
+BANDS = 3
+# Bands this narrow get a table of bucket starts (32 MB at 22 bits): a probe
+# is then a gather, not a binary search.
+TABLE_BITS = 24
+# Distinct query values searched at once: bounds the candidates in memory.
+CHUNK = 1 << 16
+
+
+def band_layout(bands: int = BANDS) -> list[tuple[int, int]]:
+    """(shift, width) of each band of the 64-bit hash, widest first."""
+    widths = [HASH_BITS // bands + (1 if i < HASH_BITS % bands else 0) for i in range(bands)]
+    layout, shift = [], HASH_BITS
+    for width in widths:
+        shift -= width
+        layout.append((shift, width))
+    return layout
+
+
+def bands_for(distance: int) -> int:
+    """Bands for a distance: one per bit of distance + 1 up to BANDS (exact
+    band matches then suffice), BANDS beyond."""
+    return min(distance + 1, BANDS)
+
+
+@functools.lru_cache(maxsize=None)
+def flip_masks(width: int, radius: int) -> np.ndarray:
+    """Every value of at most `radius` set bits among `width`: the XOR masks
+    that reach the band values a query must probe."""
+    masks = [0]
+    frontier = {0}
+    for _ in range(radius):
+        frontier = {mask | (1 << bit) for mask in frontier for bit in range(width)
+                    if not mask >> bit & 1}
+        masks.extend(sorted(frontier))
+    return np.array(masks, dtype=np.uint64)
+
+
+_BYTE_BITS = np.array([bin(value).count("1") for value in range(256)], dtype=np.int64)
+
+
+def popcount(values: np.ndarray) -> np.ndarray:
+    """Set bits of each uint64 (numpy 2's bitwise_count, or a byte table)."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(values).astype(np.int64)
+    octets = np.ascontiguousarray(values, dtype=np.uint64).view(np.uint8).reshape(-1, 8)
+    return _BYTE_BITS[octets].sum(axis=1)
+
+
+def _expand(starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(range index, position) of every position of ranges [start, stop)."""
+    counts = stops - starts
+    total = int(counts.sum())
+    if total == 0:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty
+    ranges = np.repeat(np.arange(len(starts)), counts)
+    # Position k of the output is start + (k - the range's first output).
+    return ranges, np.arange(total) + (starts - np.cumsum(counts) + counts)[ranges]
+
+
+class _Band(NamedTuple):
+    shift: int
+    width: int
+    order: np.ndarray      # stored indices sorted by band value
+    keys: np.ndarray       # their band values, sorted
+    starts: np.ndarray | None  # bucket starts by band value (narrow bands)
+
+    def value(self, hashes: np.ndarray) -> np.ndarray:
+        return (hashes >> np.uint64(self.shift)) & np.uint64((1 << self.width) - 1)
+
+    def ranges(self, probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.starts is not None:
+            index = probe.astype(np.int64)
+            return self.starts[index], self.starts[index + 1]
+        return (np.searchsorted(self.keys, probe, "left"),
+                np.searchsorted(self.keys, probe, "right"))
+
+
+class ValueIndex:
+    """Distinct stored hash values with a table per band, built once and
+    searched for many queries."""
+
+    def __init__(self, stored: np.ndarray, distance: int):
+        self.stored = np.asarray(stored, dtype=np.uint64)
+        self.distance = distance
+        bands = bands_for(distance)
+        self.radius = distance // bands
+        self.bands = []
+        for shift, width in band_layout(bands):
+            keys = (self.stored >> np.uint64(shift)) & np.uint64((1 << width) - 1)
+            order = np.argsort(keys, kind="stable")
+            starts = None
+            if width <= TABLE_BITS:
+                # int32 halves the table (fresh memory costs page faults).
+                starts = np.zeros((1 << width) + 1, dtype=np.int32)
+                np.cumsum(np.bincount(keys.astype(np.intp), minlength=1 << width),
+                          out=starts[1:])
+            self.bands.append(_Band(shift, width, order, keys[order], starts))
+
+    def search(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(query index, stored index, bits apart) of every pair at most
+        `distance` apart, each pair once, grouped by chunks of queries."""
+        queries = np.asarray(queries, dtype=np.uint64)
+        found = [self._search_chunk(queries, start)
+                 for start in range(0, len(queries), CHUNK)]
+        if not found:
+            return _empty(3)
+        return tuple(np.concatenate(part) for part in zip(*found))
+
+    def _search_chunk(self, queries: np.ndarray, start: int) -> tuple:
+        part = queries[start:start + CHUNK]
+        found_q, found_s, found_bits = [], [], []
+        for number, band in enumerate(self.bands):
+            mine = band.value(part)
+            for mask in flip_masks(band.width, self.radius):
+                q, s = _expand(*band.ranges(mine ^ mask))
+                s = band.order[s]
+                apart = part[q] ^ self.stored[s]
+                bits = popcount(apart)
+                close = bits <= self.distance
+                q, s, bits, apart = q[close], s[close], bits[close], apart[close]
+                # Found once: in the first band that brings the pair close.
+                first = np.ones(len(q), dtype=bool)
+                for earlier in self.bands[:number]:
+                    first &= popcount(earlier.value(apart)) > self.radius
+                found_q.append(q[first] + start)
+                found_s.append(s[first])
+                found_bits.append(bits[first])
+        return tuple(np.concatenate(found) for found in (found_q, found_s, found_bits))
+
+
+def _empty(count: int) -> tuple:
+    return tuple(np.empty(0, dtype=np.int64) for _ in range(count))
+
+
+class _Holders(NamedTuple):
+    """Items by hash value: `values` distinct and sorted; the items holding
+    values[k] are items[starts[k]:starts[k + 1]], increasing."""
+
+    values: np.ndarray
+    items: np.ndarray
+    starts: np.ndarray
+
+    @classmethod
+    def of(cls, hashes: np.ndarray, items: np.ndarray) -> "_Holders":
+        values, inverse = np.unique(np.asarray(hashes, dtype=np.uint64), return_inverse=True)
+        span = int(items.max()) + 1 if len(items) else 1
+        # One entry per (value, item): an image may hold a value in several probes.
+        pairs = np.unique(inverse.ravel().astype(np.int64) * span + items)
+        owners = pairs // span
+        return cls(values, pairs % span, np.searchsorted(owners, np.arange(len(values) + 1)))
+
+    def spread(self, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row of `value`, item) for every item holding each value."""
+        rows, positions = _expand(self.starts[value], self.starts[value + 1])
+        return rows, self.items[positions]
+
+
+def _probe_holders(probes: np.ndarray) -> _Holders:
+    probes = np.asarray(probes, dtype=np.uint64)
+    return _Holders.of(probes.ravel(), np.repeat(np.arange(len(probes)), probes.shape[1]))
+
+
+def pairs_within(hashes: np.ndarray, distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, bits) with i < j of the images of one split at most `distance`
+    apart, ordered by j then i; `hashes` is (n, P): each image's hash, then
+    its shifted hashes. A pair's distance is the least between one image's
+    probes and the other's hash."""
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    count = len(hashes)
+    if count == 0:
+        return _empty(3)
+    probes = _probe_holders(hashes)
+    mains = _Holders.of(hashes[:, 0], np.arange(count))
+    # Fewer distinct hashes than probe values: they are the queries.
+    hits = ValueIndex(probes.values, distance).search(mains.values)
+    keys = [_pair_keys(probes, mains, *(part[start:start + SPREAD] for part in hits), count)
+            for start in range(0, len(hits[0]), SPREAD)]
+    if not keys:
+        return _empty(3)
+    # One sort orders the pairs and puts each pair's least distance first.
+    keys = np.concatenate(keys)
+    keys.sort()
+    pair = keys >> 7
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = pair[1:] != pair[:-1]
+    keys, pair = keys[first], pair[first]
+    low, high = pair % count, pair // count
+    other = low != high  # an image with itself
+    return low[other], high[other], (keys & 127)[other]
+
+
+# Value hits spread over images this many at a time: the arrays stay small
+# enough to be reused rather than mapped afresh.
+SPREAD = 1 << 17
+
+
+def _pair_keys(probes: _Holders, mains: _Holders, mv: np.ndarray, pv: np.ndarray,
+               bits: np.ndarray, count: int) -> np.ndarray:
+    """(later image * count + earlier image) << 7 | bits of every image pair
+    the value hits (main value, probe value, bits) stand for."""
+    rows, b = mains.spread(mv)
+    pv, bits = pv[rows], bits[rows]
+    rows, a = probes.spread(pv)
+    b, bits = b[rows], bits[rows]
+    keys = np.maximum(a, b)
+    keys *= count
+    keys += np.minimum(a, b)
+    keys <<= 7
+    keys |= bits
+    return keys
+
+
+class Nearest:
+    """Stored hashes (train's), searched for each query image's nearest."""
+
+    def __init__(self, stored: np.ndarray, distance: int):
+        self.holders = _Holders.of(stored, np.arange(len(stored)))
+        # Of equally near stored images, the earliest is named.
+        self.earliest = self.holders.items[self.holders.starts[:-1]]
+        self.index = ValueIndex(self.holders.values, distance)
+
+    def find(self, probes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(stored index, bits) of each row of `probes` (n, P), -1 where none is near."""
+        probes = np.asarray(probes, dtype=np.uint64)
+        nearest = np.full(len(probes), -1, dtype=np.int64)
+        bits_of = np.full(len(probes), -1, dtype=np.int64)
+        if len(probes) == 0 or len(self.holders.values) == 0:
+            return nearest, bits_of
+        queries = _probe_holders(probes)
+        qv, sv, bits = self.index.search(queries.values)
+        rows, image = queries.spread(qv)
+        stored, bits = self.earliest[sv[rows]], bits[rows]
+        order = np.lexsort((stored, bits, image))
+        image, stored, bits = image[order], stored[order], bits[order]
+        first = np.ones(len(image), dtype=bool)
+        first[1:] = image[1:] != image[:-1]
+        nearest[image[first]] = stored[first]
+        bits_of[image[first]] = bits[first]
+        return nearest, bits_of
+
+
+def components(count: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Each node's component, named by its least node, of the graph with
+    edges (i, j): roots hooked under the lesser root, then paths halved
+    until every node points at its root, until no edge joins two roots."""
+    parent = np.arange(count)
+    i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+    while len(i):
+        root_i, root_j = parent[i], parent[j]
+        apart = root_i != root_j
+        i, j, root_i, root_j = i[apart], j[apart], root_i[apart], root_j[apart]
+        if not len(i):
+            break
+        np.minimum.at(parent, np.maximum(root_i, root_j), np.minimum(root_i, root_j))
+        while True:
+            grand = parent[parent]
+            if np.array_equal(grand, parent):
+                break
+            parent = grand
+    return parent
