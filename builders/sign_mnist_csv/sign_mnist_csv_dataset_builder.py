@@ -24,6 +24,8 @@ class CsvConfig(tfds.core.BuilderConfig):
 class Builder(CleanedBuilder):
     """Sign Language MNIST: 24 static letters of American Sign Language."""
 
+    # Read by CleanedBuilder.near_share for a config's cleaning options.
+    ENTRY = ENTRY
     VERSION = tfds.core.Version(ENTRY.version)
     RELEASE_NOTES = ENTRY.release_notes
     BUILDER_CONFIGS = [CsvConfig(name=c.name, description=c.description,

@@ -77,6 +77,8 @@ class ConfigDecl:
     description: str = ""
     size: tuple[int, int] | None = None
     drop_leaked_from_test: bool = False
+    # Cleaning options of this config alone (the near-copy keys).
+    cleaning: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +126,14 @@ class Entry:
     def sources_for(self, split: str, config: str | None = None) -> list[Source]:
         return [s for s in self.sources
                 if s.split == split and (s.config is None or s.config == config)]
+
+    def cleaning_for(self, config: str | None) -> dict:
+        """The entry's cleaning options, overridden by those of `config`."""
+        merged = dict(self.cleaning)
+        for declared in self.configs:
+            if declared.name == config:
+                merged.update(declared.cleaning)
+        return merged
 
     def file_labels(self) -> tuple[int, ...]:
         """The label each class has in a CSV (default: its index)."""

@@ -142,6 +142,11 @@ class CatalogDataset:
         return chosen
 
 
+def _near_options(cleaning: dict) -> dict:
+    return {"drop_near_leaked_from_test": cleaning.get("drop_near_leaked_from_test", False),
+            "near_distance": cleaning.get("near_distance")}
+
+
 def builder_configs(entry: Entry) -> list:
     """The TFDS configs an entry declares (a zip_folders entry always has one)."""
     if entry.format == "zip_folders":
@@ -149,9 +154,11 @@ def builder_configs(entry: Entry) -> list:
         if not entry.configs:
             # ImageFolderBuilder reads size and leakage from a config.
             return [FolderConfig(name="default", size=entry.size, drop_leaked_from_test=leaked,
-                                 description="As declared in the catalog.")]
+                                 description="As declared in the catalog.",
+                                 **_near_options(entry.cleaning))]
         return [FolderConfig(name=c.name, description=c.description, size=c.size or entry.size,
-                             drop_leaked_from_test=c.drop_leaked_from_test or leaked)
+                             drop_leaked_from_test=c.drop_leaked_from_test or leaked,
+                             **_near_options(entry.cleaning_for(c.name)))
                 for c in entry.configs]
     return [tfds.core.BuilderConfig(name=c.name, description=c.description)
             for c in entry.configs]

@@ -20,6 +20,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Iterable
 
+from sign_datasets.core import near
 from sign_datasets.catalog.entries import (MODES, CatalogError, ConfigDecl, Entry, Source,
                                            distinct_labels)
 from sign_datasets.catalog.paths import (MAX_LOCATION, PathRefused, classify_location,
@@ -52,13 +53,15 @@ SOURCE_FIELDS = {"location": (str,), "object": (str,), "split": (str,), "member"
                  "sha256": (str,), "config": (str,)}
 IMAGE_FIELDS = {"mode": (str,), "size": (list,)}
 CONFIG_FIELDS = {"name": (str,), "description": (str,), "size": (list,),
-                 "drop_leaked_from_test": (bool,)}
+                 "drop_leaked_from_test": (bool,), "cleaning": (dict,)}
+# Near copies (core.near): every format reads images, so every format has them.
+NEAR_FIELDS = {"drop_near_leaked_from_test": (bool,), "near_distance": (int,)}
 # Which cleaning options each reader understands.
 CLEANING_FIELDS = {
-    "csv_pixels": {"drop_duplicates": (bool,)},
-    "zip_folders": {"drop_leaked_from_test": (bool,)},
-    "json_urls": {"max_failed_share": (int, float)},
-    "base64_json": {},
+    "csv_pixels": {"drop_duplicates": (bool,), **NEAR_FIELDS},
+    "zip_folders": {"drop_leaked_from_test": (bool,), **NEAR_FIELDS},
+    "json_urls": {"max_failed_share": (int, float), **NEAR_FIELDS},
+    "base64_json": {**NEAR_FIELDS},
 }
 
 # Names that become parts of data-dir paths. Matched with fullmatch: `$`
@@ -203,6 +206,7 @@ class EntryChecker:
         csv_labels = self.csv_labels(raw.get("csv_labels"), fmt, classes)
 
         cleaning = self.table(raw.get("cleaning", {}), CLEANING_FIELDS[fmt], "cleaning")
+        self.near_distance(cleaning, "cleaning")
         share = cleaning.get("max_failed_share")
         if share is not None and not 0 <= share <= 1:
             raise self.fail("cleaning.max_failed_share", f"{share} is not between 0 and 1")
@@ -316,6 +320,12 @@ class EntryChecker:
             raise self.fail("csv_labels", "two classes share a file label")
         return tuple(csv_labels)
 
+    def near_distance(self, cleaning: dict, where: str) -> None:
+        distance = cleaning.get("near_distance")
+        if distance is not None and not 0 <= distance <= near.MAX_DISTANCE:
+            raise self.fail(f"{where}.near_distance",
+                            f"{distance} is not between 0 and {near.MAX_DISTANCE} bits")
+
     def configs(self, raw: list, fmt: str, channels: int) -> list[ConfigDecl]:
         self.count(raw, "configs", MAX_CONFIGS, "configs")
         configs = []
@@ -330,8 +340,10 @@ class EntryChecker:
                 for key in ("size", "drop_leaked_from_test"):
                     if key in config:
                         raise self.fail(f"{where}.{key}", "only zip_folders configs have it")
+            cleaning = self.table(config.get("cleaning", {}), NEAR_FIELDS, f"{where}.cleaning")
+            self.near_distance(cleaning, f"{where}.cleaning")
             configs.append(ConfigDecl(
-                name=config["name"],
+                name=config["name"], cleaning=dict(cleaning),
                 description=self.text(config.get("description", ""), f"{where}.description"),
                 size=self.size(config.get("size"), f"{where}.size", channels),
                 drop_leaked_from_test=config.get("drop_leaked_from_test", False)))
