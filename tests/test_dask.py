@@ -85,9 +85,7 @@ def assert_same_build(on_dask, local) -> None:
         records = shard_records(local, split)
         assert shard_records(on_dask, split) == records
         assert on_dask.info.splits[split].num_examples == len(records) > 0
-    # The quality report (near copies) is made by local builds only so far.
-    local_metadata = {key: value for key, value in metadata(local).items() if key != "quality"}
-    assert metadata(on_dask) == local_metadata
+    assert metadata(on_dask) == metadata(local)
 
 
 # --- the runner's correction ----------------------------------------------------------
