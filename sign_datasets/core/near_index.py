@@ -57,15 +57,15 @@ def flip_masks(width: int, radius: int) -> np.ndarray:
     return np.array(masks, dtype=np.uint64)
 
 
-_BYTE_BITS = np.array([bin(value).count("1") for value in range(256)], dtype=np.int64)
+_BYTE_BITS = np.array([bin(value).count("1") for value in range(256)], dtype=np.uint8)
 
 
 def popcount(values: np.ndarray) -> np.ndarray:
-    """Set bits of each uint64 (numpy 2's bitwise_count, or a byte table)."""
+    """Set bits of each uint64, as uint8 (numpy 2's bitwise_count, or a byte table)."""
     if hasattr(np, "bitwise_count"):
-        return np.bitwise_count(values).astype(np.int64)
+        return np.bitwise_count(values)
     octets = np.ascontiguousarray(values, dtype=np.uint64).view(np.uint8).reshape(-1, 8)
-    return _BYTE_BITS[octets].sum(axis=1)
+    return _BYTE_BITS[octets].sum(axis=1).astype(np.uint8)
 
 
 def _expand(starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -85,6 +85,7 @@ class _Band(NamedTuple):
     width: int
     order: np.ndarray      # stored indices sorted by band value
     keys: np.ndarray       # their band values, sorted
+    values: np.ndarray     # their hashes, in that order
     starts: np.ndarray | None  # bucket starts by band value (narrow bands)
 
     def value(self, hashes: np.ndarray) -> np.ndarray:
@@ -117,7 +118,8 @@ class ValueIndex:
                 starts = np.zeros((1 << width) + 1, dtype=np.int32)
                 np.cumsum(np.bincount(keys.astype(np.intp), minlength=1 << width),
                           out=starts[1:])
-            self.bands.append(_Band(shift, width, order, keys[order], starts))
+            self.bands.append(_Band(shift, width, order, keys[order], self.stored[order],
+                                    starts))
 
     def search(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(query index, stored index, bits apart) of every pair at most
@@ -135,12 +137,11 @@ class ValueIndex:
         for number, band in enumerate(self.bands):
             mine = band.value(part)
             for mask in flip_masks(band.width, self.radius):
-                q, s = _expand(*band.ranges(mine ^ mask))
-                s = band.order[s]
-                apart = part[q] ^ self.stored[s]
+                q, at = _expand(*band.ranges(mine ^ mask))
+                apart = part[q] ^ band.values[at]
                 bits = popcount(apart)
                 close = bits <= self.distance
-                q, s, bits, apart = q[close], s[close], bits[close], apart[close]
+                q, s, bits, apart = q[close], band.order[at[close]], bits[close], apart[close]
                 # Found once: in the first band that brings the pair close.
                 first = np.ones(len(q), dtype=bool)
                 for earlier in self.bands[:number]:
