@@ -75,9 +75,12 @@ def _expand(starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarr
     if total == 0:
         empty = np.empty(0, dtype=np.int64)
         return empty, empty
-    ranges = np.repeat(np.arange(len(starts)), counts)
+    # int32 while they fit: these arrays are the largest of a search.
+    small = np.int32 if total < 2**31 else np.int64
+    ranges = np.repeat(np.arange(len(starts), dtype=small), counts)
     # Position k of the output is start + (k - the range's first output).
-    return ranges, np.arange(total) + (starts - np.cumsum(counts) + counts)[ranges]
+    first = (starts - np.cumsum(counts) + counts).astype(small)
+    return ranges, np.arange(total, dtype=small) + first[ranges]
 
 
 class _Band(NamedTuple):
@@ -171,7 +174,8 @@ class _Holders(NamedTuple):
         # One entry per (value, item): an image may hold a value in several probes.
         pairs = np.unique(inverse.ravel().astype(np.int64) * span + items)
         owners = pairs // span
-        return cls(values, pairs % span, np.searchsorted(owners, np.arange(len(values) + 1)))
+        return cls(values, (pairs % span).astype(np.int32),
+                   np.searchsorted(owners, np.arange(len(values) + 1)))
 
     def spread(self, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(row of `value`, item) for every item holding each value."""
@@ -226,7 +230,7 @@ def _pair_keys(probes: _Holders, mains: _Holders, mv: np.ndarray, pv: np.ndarray
     pv, bits = pv[rows], bits[rows]
     rows, a = probes.spread(pv)
     b, bits = b[rows], bits[rows]
-    keys = np.maximum(a, b)
+    keys = np.maximum(a, b).astype(np.int64)
     keys *= count
     keys += np.minimum(a, b)
     keys <<= 7
