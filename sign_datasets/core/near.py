@@ -131,8 +131,9 @@ def _probe_hashes(greys: np.ndarray) -> np.ndarray:
     # (faster here than one large product, which BLAS spreads over threads).
     low = rows[:, None] @ right.transpose(2, 0, 1, 3)
     low = low.transpose(1, 0, 2, 3).reshape(len(greys) * probes, 64)
-    # The median of 64 values, as np.median takes it (without its checks).
-    middle = np.partition(low, (31, 32), axis=1)[:, 31:33]
+    # The median of 64 values, as np.median takes it; a sort of such short
+    # rows is several times faster than np.partition.
+    middle = np.sort(low, axis=1)[:, 31:33]
     bits = low > (middle[:, :1] + middle[:, 1:]) / 2
     return np.packbits(bits, axis=1).view(">u8").ravel().astype(np.uint64).reshape(-1, probes)
 
