@@ -194,3 +194,16 @@ def test_a_configs_cleaning_holds_only_near_keys_in_range(tmp_path, cleaning, fi
                     .split("\n[[dataset]]")[0]
                     .replace('{ name = "reported" }', f'{{ name = "reported", cleaning = {cleaning} }}'))
     assert_refused(path, None, field, problem)
+
+
+def test_report_and_info_print_the_quality_report(near_builds, capsys):
+    from catalog_helpers import run_cli
+
+    builder = near_builds["csv_pixels", "dropped"]
+    data_dir = str(builder.data_dir).split("/team_near_csv_pixels/")[0]
+    for command in ("report", "info"):
+        code, out, err = run_cli(capsys, command, "team_near_csv_pixels/dropped",
+                                 "--data-dir", data_dir)
+        assert code == 0, err
+        assert "Quality report: team_near_csv_pixels/dropped/1.0.0 (hash dct64" in out
+        assert "test images with a near copy in train: 3 (dropped)" in out

@@ -15,7 +15,7 @@ from tensorflow_datasets.core.registered import DatasetNotFoundError
 
 from sign_datasets.catalog.entries import Entry
 from sign_datasets.catalog.teams import all_entries
-from sign_datasets.core.cleaning import format_report
+from sign_datasets.core.cleaning import format_quality, format_report
 
 
 class NotBuiltError(LookupError):
@@ -112,6 +112,14 @@ def stored_report(name: str, data_dir: str | None = None) -> dict:
     return {dataset.info.full_name: cleaning}
 
 
+def stored_quality(name: str, data_dir: str | None = None) -> dict:
+    """The quality report (near copies, flagged images) stored with a built
+    dataset: {full_name: report}, empty when it has none."""
+    dataset = find_builder(name, data_dir=data_dir)
+    quality = dict(dataset.info.metadata or {}).get("quality")
+    return {dataset.info.full_name: quality} if quality else {}
+
+
 # --- what is built where ----------------------------------------------------------
 
 @dataclasses.dataclass
@@ -200,6 +208,8 @@ def describe(name: str, data_dir: str | None = None) -> str:
         verb = "dropped from test" if leakage.get("dropped_from_test") else "kept in test"
         lines += ["", f"Leakage: {leakage['count']} test images equal a train image ({verb})"]
         lines += [f"  {example}" for example in leakage.get("examples", [])]
+    if metadata.get("quality"):
+        lines += ["", format_quality({info.full_name: metadata["quality"]})]
     notes = builder.release_notes
     if notes:
         lines += ["", "Release notes:"]

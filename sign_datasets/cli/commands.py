@@ -15,7 +15,7 @@ from tensorflow_datasets.core import constants
 
 from sign_datasets.catalog import registry
 from sign_datasets.cli import bench, builds, catalog_commands, demo, exports, runner, training
-from sign_datasets.core.cleaning import format_report
+from sign_datasets.core.cleaning import format_quality, format_report
 from sign_datasets.io import guards
 from sign_datasets.replica import DEFAULT_SCALE, ReplicaServer, make_replica
 
@@ -97,6 +97,9 @@ def cmd_report(args) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(format_report(reports, title=f"Cleaning report of {args.name}"))
+    quality = registry.stored_quality(args.name, data_dir=args.data_dir)
+    if quality:
+        print(format_quality(quality))
     return 0
 
 
@@ -145,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "direct_running_mode=multi_processing' (needs sign-datasets[beam])")
     build.set_defaults(func=cmd_build)
 
-    report = commands.add_parser("report", help="print the cleaning report of a built dataset")
+    report = commands.add_parser("report", help="print the cleaning and quality reports of a built dataset")
     report.add_argument("name", help="e.g. sign_mnist_csv/dirty")
     _add_data_dir(report)
     report.set_defaults(func=cmd_report)
