@@ -269,7 +269,7 @@ class Nearest:
 
 def components(count: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Each node's component, named by its least node, of the graph with
-    edges (i, j): roots hooked under the lesser root, then paths halved
+    edges (i, j): roots hooked under the lesser root, then pointers jumped
     until every node points at its root, until no edge joins two roots."""
     parent = np.arange(count)
     i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
