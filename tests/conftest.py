@@ -63,3 +63,11 @@ def quiet_env(**extra: str) -> dict:
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     env.update(extra)
     return env
+
+
+@pytest.fixture(scope="session")
+def team_catalog(tmp_path_factory):
+    """test_beam_catalog's team catalog, registered once per process (its
+    names would collide if two modules registered it)."""
+    from test_beam_catalog import make_team_catalog
+    yield from make_team_catalog(tmp_path_factory)

@@ -139,8 +139,10 @@ def catalog_text(base_url: str) -> str:
         """)
 
 
-@pytest.fixture(scope="module")
-def team(tmp_path_factory):
+def make_team_catalog(tmp_path_factory):
+    """The team catalog, its files and its server, registered: conftest's
+    session fixture `team_catalog` runs it once per process (test_dask uses
+    it too, and a name registers only once)."""
     from sign_datasets.catalog import teams
     from sign_datasets.replica import ReplicaServer
 
@@ -149,15 +151,23 @@ def team(tmp_path_factory):
     write_base64(root)
     bucket = root / "bucket"
     make_pets_zip(bucket / "pets.zip", leak=True)
-    with ReplicaServer(bucket, port=0) as server, pytest.MonkeyPatch.context() as patch:
+    with ReplicaServer(bucket, port=0) as server:
         write_urls(bucket, server.base_url)
         catalog = root / "catalog.toml"
         catalog.write_text(catalog_text(server.base_url))
-        patch.setenv("SIGN_DATASETS_SOURCE", server.base_url)
-        patch.setenv("SIGN_DATASETS_CATALOG", str(catalog))
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("SIGN_DATASETS_SOURCE", server.base_url)
+            teams.register_file(catalog)
+        yield {"root": root, "counts": counts, "catalog": catalog, "source": server.base_url}
+
+
+@pytest.fixture(scope="module")
+def team(team_catalog):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SIGN_DATASETS_SOURCE", team_catalog["source"])
+        patch.setenv("SIGN_DATASETS_CATALOG", str(team_catalog["catalog"]))
         patch.setenv("SIGN_DATASETS_BEAM_RANGE_BYTES", RANGE_BYTES)
-        teams.register_file(catalog)
-        yield {"root": root, "counts": counts}
+        yield {"root": team_catalog["root"], "counts": team_catalog["counts"]}
 
 
 CASES = [
