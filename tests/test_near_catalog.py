@@ -91,7 +91,7 @@ def catalog_text(sources: dict[str, str]) -> str:
             classes = ["cat", "dog"]
             image = {{ mode = "L", size = [28, 28] }}
             configs = [
-              {{ name = "reported" }},
+              {{ name = "reported", cleaning = {{ near_distance = 4 }} }},
               {{ name = "dropped", cleaning = {{ drop_near_leaked_from_test = true }} }},
             ]
             sources = [{sources[fmt]}]
@@ -175,7 +175,7 @@ def test_every_image_format_takes_the_near_keys(tmp_path, fmt):
                                   for f in FORMATS}).replace(
         'configs = [', 'cleaning = { near_distance = 6 }\nconfigs = ['))
     entry = {e.format: e for e in load_catalog(path)}[fmt]
-    assert entry.cleaning_for("reported") == {"near_distance": 6}
+    assert entry.cleaning_for("reported") == {"near_distance": 4}  # the config overrides the entry
     assert entry.cleaning_for("dropped") == {"near_distance": 6,
                                              "drop_near_leaked_from_test": True}
 
@@ -190,7 +190,8 @@ def test_a_configs_cleaning_holds_only_near_keys_in_range(tmp_path, cleaning, fi
     path = tmp_path / "bad.toml"
     path.write_text(catalog_text({f: '{ location = "train.csv" }' for f in FORMATS})
                     .split("\n[[dataset]]")[0]
-                    .replace('{ name = "reported" }', f'{{ name = "reported", cleaning = {cleaning} }}'))
+                    .replace('{ name = "reported", cleaning = { near_distance = 4 } }',
+                             f'{{ name = "reported", cleaning = {cleaning} }}'))
     assert_refused(path, None, field, problem)
 
 

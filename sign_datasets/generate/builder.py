@@ -194,9 +194,13 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             return self._beam_examples(plan)
         return self._local_examples(plan)
 
-    def near_share(self) -> NearShare:
+    def near_share(self) -> NearShare | None:
         """The quality report's options and state for this build, made on
-        first use: a config's own options, else its catalog entry's."""
+        first use: a config's own options, else its catalog entry's. None
+        when neither asks for near copies (`near_distance` or
+        `drop_near_leaked_from_test`): the report lists every near pair, which
+        on data made of near copies costs time and memory that grow faster
+        than the data (docs/BENCHMARKS.md, "Quality checks")."""
         share = getattr(self, "_near", None)
         if share is None:
             config = self.builder_config
@@ -208,6 +212,8 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                             if entry is not None else {})
                 drop = cleaning.get("drop_near_leaked_from_test", False)
                 distance = cleaning.get("near_distance")
+            if not drop and distance is None:
+                return None
             share = self._near = NearShare(
                 distance=near.DEFAULT_DISTANCE if distance is None else distance,
                 drop_from_test=drop)
@@ -218,7 +224,7 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         share = self.near_share()
         yield from local.examples(plan, outcome, near=share)
         self._store_outcome(plan, outcome.report, outcome.noted, outcome.leakage)
-        if share.splits:
+        if share is not None and share.splits:
             self.info.metadata["quality"] = quality.build_report(
                 share.splits, share.distance, share.leak, share.train_channels)
         empty = safety.no_records_error(self.info.full_name, plan.split, outcome.report)
