@@ -99,14 +99,15 @@ class Batches:
 
 # --- the dataset ------------------------------------------------------------------
 
-def built(name, data_dir):
+def built(name, data_dir, reader: str = "batches()"):
+    """The prepared builder of `name` for `reader`, or a one-line error."""
     builder = name if isinstance(name, tfds.core.DatasetBuilder) else tfds.builder(name, data_dir=data_dir)
     if not builder.is_prepared():
         raise FileNotFoundError(
             f"{builder.info.full_name} is not built in {builder.data_dir}; run "
             f"`sign-datasets build {builder.name}` (or pass data_dir where it was built)")
     if not builder.info.supervised_keys:
-        raise ValueError(f"{builder.info.full_name} has no supervised_keys; batches() needs "
+        raise ValueError(f"{builder.info.full_name} has no supervised_keys; {reader} needs "
                          "to know which feature is the image and which the label")
     return builder
 

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import file_adapters
 
+from sign_datasets.read.batches import built
 from sign_datasets.read.records import ArrayRecordShards
 
 # Shuffle buffers hold examples in memory; bound them by bytes, not by count,
@@ -88,7 +89,7 @@ def pipeline(name, split: str = "train", *, batch_size: int = 128, shuffle: bool
     tf = _tensorflow()
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    builder = _prepared(name, data_dir)
+    builder = built(name, data_dir, "pipeline()")
     info = builder.info
     reader = _BatchDecoder.for_features(info)
     count = info.splits[split].num_examples
@@ -155,17 +156,6 @@ def _tensorflow():
 
 
 # --- the dataset --------------------------------------------------------------
-
-def _prepared(name, data_dir):
-    builder = name if isinstance(name, tfds.core.DatasetBuilder) else tfds.builder(name, data_dir=data_dir)
-    if not builder.is_prepared():
-        raise FileNotFoundError(
-            f"{builder.info.full_name} is not built in {builder.data_dir}; run "
-            f"`sign-datasets build {builder.name}` (or pass data_dir where it was built)")
-    if not builder.info.supervised_keys:
-        raise ValueError(f"{builder.info.full_name} has no supervised_keys; pipeline() needs "
-                         "to know which feature is the image and which the label")
-    return builder
 
 
 def _is_random_access(info) -> bool:
