@@ -176,15 +176,6 @@ def _irregular_row(source: str, line_no: int, line: bytes, width: int) -> PixelR
     return PixelRow(source, line_no, cells=line.split(b","))
 
 
-def iter_rows(stream: IO[bytes], source: str, num_pixels: int = 784,
-              chunk_rows: int = CHUNK_ROWS) -> Iterator[PixelRow | Dropped]:
-    for chunk in iter_chunks(stream, source, num_pixels, chunk_rows):
-        if isinstance(chunk, Dropped):
-            yield chunk
-        else:
-            yield from read_chunk(source, chunk, num_pixels)
-
-
 # --- cleaning rules: plain functions of a PixelRow ---------------------------
 # Factories return functools.partial objects so rules can be sent to worker
 # processes (closures cannot be pickled).
