@@ -1,4 +1,9 @@
-"""Prepared TFDS datasets as tf.data pipelines for the model scripts.
+"""Prepared TFDS datasets as batches for the model scripts.
+
+With TensorFlow installed they are tf.data pipelines (read/pipeline.py);
+without it, the NumPy batches of `sign_datasets.batches()` (read/batches.py)
+as a keras PyDataset, so Keras 3 on JAX trains with no TensorFlow in the
+process. The models are the same either way.
 
 Images stay uint8 all the way into the model (each model rescales them
 itself), so what the pipeline feeds during training is exactly what a saved
@@ -8,11 +13,14 @@ model receives when it serves.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from typing import Iterable
 
 from sign_datasets.catalog import registry
+from sign_datasets.read.batches import batches
 from sign_datasets.read.pipeline import pipeline
 
+TENSORFLOW_EXTRA = "pip install 'sign-datasets[tensorflow]'"
 DEFAULT_VALIDATION_SHARE = 0.1
 DEFAULT_BATCH_SIZE = 64
 # Beyond this the decoded split is not kept in memory: tom_and_jerry at
@@ -24,6 +32,11 @@ SHUFFLE_BUFFER_BYTES = 256 * 1024 ** 2
 
 class DataSetupError(ValueError):
     """A dataset that cannot be read the way it was asked for; the message says what to do."""
+
+
+def tensorflow_installed() -> bool:
+    """Whether the tf.data path can run; without TensorFlow the scripts read NumPy batches."""
+    return importlib.util.find_spec("tensorflow") is not None
 
 
 @dataclasses.dataclass
@@ -130,18 +143,30 @@ def conform_image(image, shape: tuple[int, int, int]):
 def prepared_builder(name: str, data_dir: str | None = None, build: bool = True):
     """The TFDS builder of a built dataset. One not built yet is built first,
     as tfds.load does, saying so; with `build=False` that is a DataSetupError
-    saying how to build it."""
+    saying how to build it. Without TensorFlow it cannot be built here (TFDS
+    writes through TensorFlow), which the error says."""
+    can_build = tensorflow_installed()
     try:
-        return registry.prepared_builder(name, data_dir, build)
-    except (registry.UnknownDatasetError, registry.NotBuiltError) as error:
+        return registry.prepared_builder(name, data_dir, build and can_build)
+    except registry.NotBuiltError as error:
+        if build and not can_build:
+            raise DataSetupError(
+                f"{name} is not built in {registry.find_builder(name, data_dir=data_dir).data_dir} and "
+                f"building needs TensorFlow: {TENSORFLOW_EXTRA} (or pass --data-dir where it "
+                "was built)") from None
+        raise DataSetupError(str(error)) from None
+    except registry.UnknownDatasetError as error:
         raise DataSetupError(str(error)) from None
 
 
 def read_split(builder, spec: str, shape: tuple[int, int, int], batch_size: int,
                shuffle: bool = False, seed: int = 0, cache: bool = False):
     """Batches of (uint8 images, labels) of one split, conformed to the model's
-    input shape, through the project's tuned read path."""
+    input shape, through the project's tuned read path (without TensorFlow,
+    batches() as a keras PyDataset)."""
     shape = tuple(shape)
+    if not tensorflow_installed():
+        return numpy_split(builder, spec, shape, batch_size, shuffle, seed)
     count = builder.info.splits[spec].num_examples
     image_bytes = shape[0] * shape[1] * shape[2]
     # Conforming is per image; a dataset already in the model's shape skips
@@ -153,6 +178,56 @@ def read_split(builder, spec: str, shape: tuple[int, int, int], batch_size: int,
     return pipeline(builder, spec, batch_size=batch_size, shuffle=shuffle, seed=seed,
                     cache=cache, preprocess=conform,
                     shuffle_buffer=max(1, min(count, SHUFFLE_BUFFER_BYTES // image_bytes)))
+
+
+def numpy_split(builder, spec: str, shape: tuple[int, int, int], batch_size: int,
+                shuffle: bool = False, seed: int = 0):
+    """One split as a keras PyDataset of (uint8 images, int64 labels), read by
+    batches() with no TensorFlow. It reads every epoch anew from the shards:
+    raw pixels decode a whole batch with one np.frombuffer."""
+    stored = tuple(builder.info.features["image"].shape)
+    if stored != shape:
+        raise DataSetupError(
+            f"{builder.info.full_name} holds {stored} images and the model takes {shape}; "
+            f"resizing and changing channels need TensorFlow: {TENSORFLOW_EXTRA}")
+    return keras_batches(batches(builder, spec, batch_size=batch_size, shuffle=shuffle,
+                                 seed=seed))
+
+
+def keras_batches(epochs):
+    """`epochs` (an iterable that gives one epoch per iteration, as batches()
+    does) as the keras.utils.PyDataset that fit, evaluate and predict take."""
+    import keras
+
+    class EpochBatches(keras.utils.PyDataset):
+        # keras asks for batch 0, 1, 2, ... of an epoch in order (one worker,
+        # no shuffling by keras): batch 0 starts a new epoch of `epochs`.
+        def __init__(self):
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.epochs, self.current, self.next_index = epochs, None, 0
+
+        def __len__(self):
+            return len(self.epochs)
+
+        def __getitem__(self, index):
+            if index == 0:
+                self.current = iter(self.epochs)
+            elif self.current is None or index != self.next_index:
+                raise IndexError(f"batch {index} out of order: these batches are read in "
+                                 f"order, next is {self.next_index}")
+            batch = next(self.current)
+            self.next_index = index + 1
+            return batch["image"], batch["label"]
+
+    return EpochBatches()
+
+
+def images_only(dataset):
+    """The images of (images, labels) batches, for predict. keras' predict
+    takes a PyDataset's (images, labels) as they are."""
+    if tensorflow_installed():
+        return dataset.map(lambda images, _: images)
+    return dataset
 
 
 def load_splits(name: str, data_dir: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,

@@ -14,14 +14,15 @@ class ClassMismatchError(ValueError):
 
 
 def predictions_and_labels(model, dataset):
-    """(class probabilities, true labels) over a batched (image, label) dataset."""
-    labels = [batch_labels.numpy() for _, batch_labels in dataset]
+    """(class probabilities, true labels) over a batched (image, label) dataset
+    (a tf.data pipeline, or data.numpy_split's PyDataset without TensorFlow)."""
+    labels = [np.asarray(batch_labels) for _, batch_labels in dataset]
     if not labels:
         return np.zeros((0, model.output_shape[-1]), dtype=np.float32), np.zeros((0,), dtype=np.int64)
     # One predict over the whole split traces the model once; a call per
     # batch retraces for the last, shorter batch. The split is read in the
     # same order both times (no shuffling outside training).
-    probabilities = model.predict(dataset.map(lambda images, _: images), verbose=0)
+    probabilities = model.predict(data.images_only(dataset), verbose=0)
     return probabilities, np.concatenate(labels).astype(np.int64)
 
 

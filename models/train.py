@@ -4,7 +4,8 @@ One run writes into its folder: checkpoints/best.keras (best val_accuracy so
 far), logs/ (TensorBoard), training_log.csv, model.keras (the best epoch's
 weights), saved_model/ (for TF Serving), history.png, confusion_matrix.png
 and metrics.json (the figures and what a later process needs: class names,
-input shape, the dataset it came from).
+input shape, the dataset it came from). Without TensorFlow (Keras 3 on JAX,
+say) there is no logs/ and no saved_model/: both are written by TensorFlow.
 """
 
 from __future__ import annotations
@@ -126,10 +127,12 @@ def _callbacks(options: TrainingOptions, out: Path):
             monitor="val_accuracy", patience=options.patience, restore_best_weights=True),
         "checkpoint": keras.callbacks.ModelCheckpoint(
             str(checkpoint), monitor="val_accuracy", save_best_only=True),
-        "tensorboard": keras.callbacks.TensorBoard(log_dir=str(out / artifacts.TENSORBOARD_DIR)),
-        "csv": keras.callbacks.CSVLogger(str(out / artifacts.CSV_LOG)),
-        "timer": epoch_timer_callback(),
     }
+    if data.tensorflow_installed():  # keras' TensorBoard writes through tf.summary
+        callbacks["tensorboard"] = keras.callbacks.TensorBoard(
+            log_dir=str(out / artifacts.TENSORBOARD_DIR))
+    callbacks["csv"] = keras.callbacks.CSVLogger(str(out / artifacts.CSV_LOG))
+    callbacks["timer"] = epoch_timer_callback()
     if options.stop_at_accuracy is not None:
         callbacks["stop_at_accuracy"] = stop_at_accuracy_callback(options.stop_at_accuracy)
     return callbacks
@@ -137,9 +140,13 @@ def _callbacks(options: TrainingOptions, out: Path):
 
 def _versions() -> dict:
     import keras
-    import tensorflow as tf
-    return {"sign_datasets": sign_datasets.__version__, "tensorflow": tf.__version__,
-            "keras": keras.__version__, "tensorflow_datasets": tfds.__version__}
+    tensorflow = None
+    if data.tensorflow_installed():
+        import tensorflow as tf
+        tensorflow = tf.__version__
+    return {"sign_datasets": sign_datasets.__version__, "tensorflow": tensorflow,
+            "keras": keras.__version__, "keras_backend": keras.backend.backend(),
+            "tensorflow_datasets": tfds.__version__}
 
 
 def train(options: TrainingOptions) -> dict:
@@ -191,7 +198,9 @@ def run(options: TrainingOptions):
     scores = evaluate.summarize(probabilities, labels, splits.class_names)
 
     model.save(out / artifacts.MODEL_FILE)
-    model.export(str(out / artifacts.SAVED_MODEL_DIR), format="tf_saved_model", verbose=False)
+    with_tensorflow = data.tensorflow_installed()
+    if with_tensorflow:
+        model.export(str(out / artifacts.SAVED_MODEL_DIR), format="tf_saved_model", verbose=False)
     title = f"{splits.full_name} - {options.model}"
     if options.model == "transfer":
         title += f" ({options.backbone})"
@@ -244,8 +253,10 @@ def run(options: TrainingOptions):
         "total_seconds": round(time.perf_counter() - started, 1),
         "tuning": tuning,
         "versions": _versions(),
-        "files": {"model": artifacts.MODEL_FILE, "saved_model": artifacts.SAVED_MODEL_DIR,
-                  "checkpoint": artifacts.CHECKPOINT_FILE, "tensorboard": artifacts.TENSORBOARD_DIR,
+        "files": {"model": artifacts.MODEL_FILE,
+                  "saved_model": artifacts.SAVED_MODEL_DIR if with_tensorflow else None,
+                  "checkpoint": artifacts.CHECKPOINT_FILE,
+                  "tensorboard": artifacts.TENSORBOARD_DIR if with_tensorflow else None,
                   "csv_log": artifacts.CSV_LOG, "history_plot": artifacts.HISTORY_PLOT,
                   "confusion_plot": artifacts.CONFUSION_PLOT},
     }
