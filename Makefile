@@ -20,11 +20,11 @@ $(STAMP): $(BIN)/python setup.cfg setup.py pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test,tensorflow,dask]"
 	touch $(STAMP)
 
-# What `pip install sign-datasets` gives, plus pytest and Grain: no TensorFlow.
+# What `pip install 'sign-datasets[jax]'` gives, plus pytest and Grain: no TensorFlow.
 $(NOTF_STAMP): Makefile setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(NOTF)
 	$(NOTF)/bin/python -m pip install --quiet --upgrade pip setuptools wheel
-	$(NOTF)/bin/python -m pip install --quiet -e . "pytest>=8,<10" "grain>=0.2.10,<0.3"
+	$(NOTF)/bin/python -m pip install --quiet -e ".[jax]" "pytest>=8,<10" "grain>=0.2.10,<0.3"
 	touch $(NOTF_STAMP)
 
 install: $(STAMP)

@@ -21,6 +21,7 @@ from sign_datasets.read.batches import batches
 from sign_datasets.read.pipeline import pipeline
 
 TENSORFLOW_EXTRA = "pip install 'sign-datasets[tensorflow]'"
+JAX_EXTRA = "pip install 'sign-datasets[jax]'"
 DEFAULT_VALIDATION_SHARE = 0.1
 DEFAULT_BATCH_SIZE = 64
 # Beyond this the decoded split is not kept in memory: tom_and_jerry at
@@ -37,6 +38,22 @@ class DataSetupError(ValueError):
 def tensorflow_installed() -> bool:
     """Whether the tf.data path can run; without TensorFlow the scripts read NumPy batches."""
     return importlib.util.find_spec("tensorflow") is not None
+
+
+def require_keras():
+    """keras; without TensorFlow, a one-line error when keras is missing or
+    would run on TensorFlow (its default backend)."""
+    try:
+        import keras
+    except ModuleNotFoundError as error:
+        module = (error.name or "").split(".")[0]
+        if module not in ("keras", "tensorflow") or tensorflow_installed():
+            raise
+        raise DataSetupError(
+            f"{'keras is not installed' if module == 'keras' else 'keras runs on TensorFlow'}"
+            f" and TensorFlow is not installed: {TENSORFLOW_EXTRA}, or train on JAX with "
+            f"{JAX_EXTRA} and KERAS_BACKEND=jax") from None
+    return keras
 
 
 @dataclasses.dataclass
@@ -197,7 +214,7 @@ def numpy_split(builder, spec: str, shape: tuple[int, int, int], batch_size: int
 def keras_batches(epochs):
     """`epochs` (an iterable that gives one epoch per iteration, as batches()
     does) as the keras.utils.PyDataset that fit, evaluate and predict take."""
-    import keras
+    keras = require_keras()
 
     class EpochBatches(keras.utils.PyDataset):
         # keras asks for batch 0, 1, 2, ... of an epoch in order (one worker,

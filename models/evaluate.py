@@ -58,6 +58,7 @@ def evaluate_saved_model(model_path: str | Path, dataset: str, split: str = "tes
                          data_dir: str | None = None, batch_size: int = 256,
                          build: bool = True) -> dict:
     """Loads a saved model and scores it on `split` of `dataset`, prepared to the model's input."""
+    data.require_keras()  # a one-line error when keras cannot run here
     model = artifacts.load_model(model_path)
     card = artifacts.read_card(model_path)
     shape = tuple(model.input_shape[1:])

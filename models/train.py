@@ -156,7 +156,7 @@ def train(options: TrainingOptions) -> dict:
 
 def run(options: TrainingOptions):
     """As train(), and also returns the trained model: (model, metrics)."""
-    import keras
+    keras = data.require_keras()
 
     if options.model not in MODEL_NAMES:
         raise ValueError(f"unknown model {options.model!r}; choose from {MODEL_NAMES}")
