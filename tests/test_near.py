@@ -142,3 +142,23 @@ def test_report_counts_exactly_and_drop_option_drops():
     report, kept = reports["test"]
     assert (report["records"], kept, report["drops"]) == (12, 6, {"near_leaked_from_train": 6})
     assert report["examples"]["near_leaked_from_train"][0] == "test:0"
+
+
+def test_pairs_in_small_pieces_are_each_found_once(monkeypatch):
+    """With pieces of a few hundred compared hashes and pairs, the pieces
+    together hold exactly the pairs all-pairs comparison finds, each once
+    (the bound that keeps memory flat on data made of near copies)."""
+    rng = np.random.default_rng(7)
+    base = rng.integers(0, 2**63, (30, 5), dtype=np.uint64)
+    hashes = np.repeat(base, 40, axis=0)  # 30 groups of 40 alike images
+    for row in range(len(hashes)):
+        for bit in rng.choice(64, 2, replace=False):
+            hashes[row, rng.integers(0, 5)] ^= np.uint64(1) << np.uint64(bit)
+    monkeypatch.setattr(near_index, "CANDIDATES", 300)
+    monkeypatch.setattr(near_index, "SPREAD", 200)
+    monkeypatch.setattr(near_index, "PIECE", 500)
+    pieces = list(near_index.pair_pieces(hashes, 4))
+    assert len(pieces) > 10
+    found = [(a, b, d) for i, j, bits in pieces for a, b, d in zip(i.tolist(), j.tolist(), bits.tolist())]
+    assert len(found) == len(set(found))
+    assert set(found) == brute_pairs(hashes, 4)

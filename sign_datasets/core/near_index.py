@@ -13,7 +13,7 @@ report needs (core/quality.py, docs/DESIGN.md "Near copies").
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 import numpy as np
 
@@ -24,8 +24,10 @@ BANDS = 3
 # Bands this narrow get a table of bucket starts (32 MB at 22 bits): a probe
 # is then a gather, not a binary search.
 TABLE_BITS = 24
-# Distinct query values searched at once: bounds the candidates in memory.
+# Distinct query values searched at once, and hashes compared at most at
+# once: together they bound a search's memory whatever the data.
 CHUNK = 1 << 16
+CANDIDATES = 1 << 22
 
 
 def band_layout(bands: int = BANDS) -> list[tuple[int, int]]:
@@ -126,33 +128,55 @@ class ValueIndex:
 
     def search(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(query index, stored index, bits apart) of every pair at most
-        `distance` apart, each pair once, grouped by chunks of queries."""
-        queries = np.asarray(queries, dtype=np.uint64)
-        found = [self._search_chunk(queries, start)
-                 for start in range(0, len(queries), CHUNK)]
+        `distance` apart, each pair once."""
+        found = list(self.search_pieces(queries))
         if not found:
             return _empty(3)
         return tuple(np.concatenate(part) for part in zip(*found))
 
-    def _search_chunk(self, queries: np.ndarray, start: int) -> tuple:
-        part = queries[start:start + CHUNK]
-        found_q, found_s, found_bits = [], [], []
-        for number, band in enumerate(self.bands):
-            mine = band.value(part)
-            for mask in flip_masks(band.width, self.radius):
-                q, at = _expand(*band.ranges(mine ^ mask))
-                apart = part[q] ^ band.values[at]
-                bits = popcount(apart)
-                close = bits <= self.distance
-                q, s, bits, apart = q[close], band.order[at[close]], bits[close], apart[close]
-                # Found once: in the first band that brings the pair close.
-                first = np.ones(len(q), dtype=bool)
-                for earlier in self.bands[:number]:
-                    first &= popcount(earlier.value(apart)) > self.radius
-                found_q.append(q[first] + start)
-                found_s.append(s[first])
-                found_bits.append(bits[first])
-        return tuple(np.concatenate(found) for found in (found_q, found_s, found_bits))
+    def search_pieces(self, queries: np.ndarray) -> Iterator[tuple]:
+        """The pairs of `search` in pieces of at most CANDIDATES compared
+        pairs each, so memory stays bounded on data made of near copies
+        (where a band's buckets hold thousands of values)."""
+        queries = np.asarray(queries, dtype=np.uint64)
+        for start in range(0, len(queries), CHUNK):
+            part = queries[start:start + CHUNK]
+            for number, band in enumerate(self.bands):
+                mine = band.value(part)
+                for mask in flip_masks(band.width, self.radius):
+                    starts, stops = band.ranges(mine ^ mask)
+                    for low, high in _spans(stops - starts):
+                        found = self._compare(part, number, starts, stops, low, high)
+                        if len(found[0]):
+                            yield found[0] + start, found[1], found[2]
+
+    def _compare(self, part: np.ndarray, number: int, starts: np.ndarray, stops: np.ndarray,
+                 low: int, high: int) -> tuple:
+        band = self.bands[number]
+        q, at = _expand(starts[low:high], stops[low:high])
+        q = q + low
+        apart = part[q] ^ band.values[at]
+        bits = popcount(apart)
+        close = bits <= self.distance
+        q, s, bits, apart = q[close], band.order[at[close]], bits[close], apart[close]
+        # Found once: in the first band that brings the pair close.
+        first = np.ones(len(q), dtype=bool)
+        for earlier in self.bands[:number]:
+            first &= popcount(earlier.value(apart)) > self.radius
+        return q[first], s[first], bits[first]
+
+
+def _spans(counts: np.ndarray) -> Iterator[tuple[int, int]]:
+    """[low, high) ranges of queries whose candidates add up to at most
+    CANDIDATES (a query with more stands alone)."""
+    total = np.cumsum(counts)
+    low = 0
+    while low < len(counts):
+        before = total[low - 1] if low else 0
+        high = int(np.searchsorted(total, before + CANDIDATES, "right"))
+        high = max(high, low + 1)
+        yield low, high
+        low = high
 
 
 def _empty(count: int) -> tuple:
@@ -188,63 +212,80 @@ def _probe_holders(probes: np.ndarray) -> _Holders:
     return _Holders.of(probes.ravel(), np.repeat(np.arange(len(probes)), probes.shape[1]))
 
 
-def pairs_within(hashes: np.ndarray, distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pair_pieces(hashes: np.ndarray, distance: int) -> Iterator[tuple]:
     """(i, j, bits) with i < j of the images of one split at most `distance`
-    apart, ordered by j then i; `hashes` is (n, P): each image's hash, then
-    its shifted hashes. A pair's distance is the least between one image's
-    probes and the other's hash."""
+    apart, in pieces of about PIECE pairs: every pair in exactly one piece,
+    so a caller can count and group them with bounded memory. `hashes` is
+    (n, P): each image's hash, then its shifted hashes. A pair's distance is
+    the least between one image's probes and the other's hash."""
     hashes = np.asarray(hashes, dtype=np.uint64)
-    count = len(hashes)
-    if count == 0:
-        return _empty(3)
+    if len(hashes) == 0:
+        return
     probes = _probe_holders(hashes)
-    mains = _Holders.of(hashes[:, 0], np.arange(count))
+    mains = _Holders.of(hashes[:, 0], np.arange(len(hashes)))
     # Fewer distinct hashes than probe values: they are the queries.
-    hits = ValueIndex(probes.values, distance).search(mains.values)
-    keys = [_pair_keys(probes, mains, *(part[start:start + SPREAD] for part in hits), count)
-            for start in range(0, len(hits[0]), SPREAD)]
-    if not keys:
+    index = ValueIndex(probes.values, distance)
+    held, size = [], 0
+    for mv, pv, _ in index.search_pieces(mains.values):
+        for start in range(0, len(mv), SPREAD):
+            found = _owned_pairs(hashes, probes, mains, mv[start:start + SPREAD],
+                                 pv[start:start + SPREAD])
+            held.append(found)
+            size += len(found[0])
+            if size >= PIECE:
+                yield tuple(np.concatenate(part) for part in zip(*held))
+                held, size = [], 0
+    if size:
+        yield tuple(np.concatenate(part) for part in zip(*held))
+
+
+def pairs_within(hashes: np.ndarray, distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair of `pair_pieces` at once, ordered by j then i."""
+    found = list(pair_pieces(hashes, distance))
+    if not found:
         return _empty(3)
-    # One sort orders the pairs and puts each pair's least distance first.
-    keys = np.concatenate(keys)
-    keys.sort()
-    pair = keys >> 7
-    first = np.ones(len(keys), dtype=bool)
-    first[1:] = pair[1:] != pair[:-1]
-    keys, pair = keys[first], pair[first]
-    low, high = pair % count, pair // count
-    other = low != high  # an image with itself
-    return low[other], high[other], (keys & 127)[other]
+    i, j, bits = (np.concatenate(part) for part in zip(*found))
+    order = np.lexsort((i, j))
+    return i[order], j[order], bits[order]
 
 
-# Value hits spread over images this many at a time: the arrays stay small
-# enough to be reused rather than mapped afresh.
+# Value hits spread over images this many at a time, and pairs handed on
+# about this many at a time: the arrays stay small enough to be reused.
 SPREAD = 1 << 17
+PIECE = 1 << 20
 
 
-def _pair_keys(probes: _Holders, mains: _Holders, mv: np.ndarray, pv: np.ndarray,
-               bits: np.ndarray, count: int) -> np.ndarray:
-    """(later image * count + earlier image) << 7 | bits of every image pair
-    the value hits (main value, probe value, bits) stand for."""
+def _owned_pairs(hashes: np.ndarray, probes: _Holders, mains: _Holders, mv: np.ndarray,
+                 pv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, bits) of the image pairs that value hits (main value index,
+    probe value index) stand for, each kept only by the one hit that owns it."""
     rows, b = mains.spread(mv)
-    pv, bits = pv[rows], bits[rows]
+    pv = pv[rows]
     rows, a = probes.spread(pv)
-    b, bits = b[rows], bits[rows]
-    keys = np.maximum(a, b).astype(np.int64)
-    keys *= count
-    keys += np.minimum(a, b)
-    keys <<= 7
-    keys |= bits
-    return keys
+    b, pv = b[rows], pv[rows]
+    other = a != b  # an image with itself
+    a, b, pv = a[other], b[other], pv[other]
+    # A pair is found from both images' hashes and through several probes;
+    # it is kept through the first of the other's probes nearest the hash,
+    to_b = popcount(hashes[a] ^ hashes[b, :1])  # b's hash against a's probes
+    nearest = to_b.argmin(axis=1)
+    via = hashes[a, nearest] == probes.values[pv]
+    a, b, bits = a[via], b[via], to_b[via, nearest[via]]
+    # from the image whose hash is nearer the other's probes (the later on a tie).
+    back = popcount(hashes[b] ^ hashes[a, :1]).min(axis=1)
+    keep = (bits < back) | ((bits == back) & (b > a))
+    a, b, bits = a[keep], b[keep], bits[keep]
+    return np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64), bits.astype(np.int64)
 
 
 class Nearest:
     """Stored hashes (train's), searched for each query image's nearest."""
 
     def __init__(self, stored: np.ndarray, distance: int):
-        self.holders = _Holders.of(stored, np.arange(len(stored)))
+        self.count = len(stored)
+        self.holders = _Holders.of(stored, np.arange(self.count))
         # Of equally near stored images, the earliest is named.
-        self.earliest = self.holders.items[self.holders.starts[:-1]]
+        self.earliest = self.holders.items[self.holders.starts[:-1]].astype(np.int64)
         self.index = ValueIndex(self.holders.values, distance)
 
     def find(self, probes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -252,37 +293,49 @@ class Nearest:
         probes = np.asarray(probes, dtype=np.uint64)
         nearest = np.full(len(probes), -1, dtype=np.int64)
         bits_of = np.full(len(probes), -1, dtype=np.int64)
-        if len(probes) == 0 or len(self.holders.values) == 0:
+        if len(probes) == 0 or self.count == 0:
             return nearest, bits_of
         queries = _probe_holders(probes)
-        qv, sv, bits = self.index.search(queries.values)
-        rows, image = queries.spread(qv)
-        stored, bits = self.earliest[sv[rows]], bits[rows]
-        order = np.lexsort((stored, bits, image))
-        image, stored, bits = image[order], stored[order], bits[order]
-        first = np.ones(len(image), dtype=bool)
-        first[1:] = image[1:] != image[:-1]
-        nearest[image[first]] = stored[first]
-        bits_of[image[first]] = bits[first]
+        # The least (bits, stored index) per query image, kept as one number
+        # so that pieces of hits fold in with one minimum.
+        none = np.iinfo(np.int64).max
+        best = np.full(len(probes), none, dtype=np.int64)
+        for qv, sv, bits in self.index.search_pieces(queries.values):
+            for start in range(0, len(qv), SPREAD):
+                rows, image = queries.spread(qv[start:start + SPREAD])
+                key = bits[start:start + SPREAD][rows].astype(np.int64) * self.count
+                key += self.earliest[sv[start:start + SPREAD][rows]]
+                np.minimum.at(best, image, key)
+        found = best != none
+        nearest[found], bits_of[found] = best[found] % self.count, best[found] // self.count
         return nearest, bits_of
 
 
-def components(count: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Each node's component, named by its least node, of the graph with
-    edges (i, j): roots hooked under the lesser root, then pointers jumped
-    until every node points at its root, until no edge joins two roots."""
-    parent = np.arange(count)
-    i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
-    while len(i):
-        root_i, root_j = parent[i], parent[j]
-        apart = root_i != root_j
-        i, j, root_i, root_j = i[apart], j[apart], root_i[apart], root_j[apart]
-        if not len(i):
-            break
-        np.minimum.at(parent, np.maximum(root_i, root_j), np.minimum(root_i, root_j))
-        while True:
-            grand = parent[parent]
-            if np.array_equal(grand, parent):
+class Components:
+    """Connected groups of a graph whose edges come in pieces; each node's
+    group is named by its least node."""
+
+    def __init__(self, count: int):
+        self.parent = np.arange(count)
+        self.paired = np.zeros(count, dtype=bool)
+
+    def join(self, i: np.ndarray, j: np.ndarray) -> None:
+        """Adds edges (i, j): roots hooked under the lesser root, then
+        pointers jumped until every node points at its root, until no edge
+        joins two roots."""
+        i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+        self.paired[i] = self.paired[j] = True
+        parent = self.parent
+        while len(i):
+            root_i, root_j = parent[i], parent[j]
+            apart = root_i != root_j
+            i, j, root_i, root_j = i[apart], j[apart], root_i[apart], root_j[apart]
+            if not len(i):
                 break
-            parent = grand
-    return parent
+            np.minimum.at(parent, np.maximum(root_i, root_j), np.minimum(root_i, root_j))
+            while True:
+                grand = parent[parent]
+                if np.array_equal(grand, parent):
+                    break
+                parent = grand
+        self.parent = parent

@@ -66,43 +66,61 @@ class SplitImages:
         return {"mean": [round(m, 4) for m in means], "std": [round(s, 4) for s in stds]}
 
 
-def _pair(images: SplitImages, i: int, j: int, bits: int, other: SplitImages | None = None) -> list:
-    other = other or images
-    return [images.wheres[i], other.wheres[j], int(bits)]
-
-
-def _groups(count: int, i: np.ndarray, j: np.ndarray) -> tuple[int, int, list[list[int]]]:
-    """(groups, images in them, the first groups listed) of the connected
-    groups of the pairs: groups by least member, members in order."""
-    paired = np.zeros(count, dtype=bool)
-    paired[i] = paired[j] = True
-    nodes = np.flatnonzero(paired)
-    roots = near_index.components(count, i, j)[nodes]
+def _groups(groups: near_index.Components) -> tuple[int, int, list[list[int]]]:
+    """(groups, images in them, the first groups listed) of the joined
+    pairs: groups by least member, members in order."""
+    nodes = np.flatnonzero(groups.paired)
+    roots = groups.parent[nodes]
     firsts = np.unique(roots)
     listed = [nodes[roots == first][:MAX_LISTED].tolist() for first in firsts[:MAX_LISTED]]
     return len(firsts), len(nodes), listed
 
 
+class _FirstPairs:
+    """The first MAX_LISTED pairs in reading order (by the later image, then
+    the earlier) of pairs that come in pieces in any order."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self.keys = np.empty(0, dtype=np.int64)
+        self.bits = np.empty(0, dtype=np.int64)
+
+    def add(self, i: np.ndarray, j: np.ndarray, bits: np.ndarray) -> None:
+        keys = np.concatenate([self.keys, j * self.count + i])
+        bits = np.concatenate([self.bits, bits])
+        order = np.argsort(keys, kind="stable")[:MAX_LISTED]
+        self.keys, self.bits = keys[order], bits[order]
+
+    def listed(self, images: SplitImages) -> list:
+        return [[images.wheres[int(key % self.count)], images.wheres[int(key // self.count)],
+                 int(bits)] for key, bits in zip(self.keys, self.bits)]
+
+
 def split_report(images: SplitImages, distance: int) -> dict:
-    """Near copies within the split and its flagged images."""
-    # Pairs come in reading order: by the later image, then the earlier.
-    i, j, bits = near_index.pairs_within(images.hash_matrix(), distance)
+    """Near copies within the split and its flagged images. Pairs are
+    counted and grouped as the index hands them on, never all held."""
+    count = len(images.wheres)
     labels = np.array(images.labels, dtype=np.int64)
-    differ = labels[i] != labels[j] if len(i) else np.zeros(0, dtype=bool)
-    groups, grouped, listed = _groups(len(images.wheres), i, j)
+    groups = near_index.Components(count)
+    same, different = _FirstPairs(count), _FirstPairs(count)
+    pairs = differing = 0
+    for i, j, bits in near_index.pair_pieces(images.hash_matrix(), distance):
+        groups.join(i, j)
+        differ = labels[i] != labels[j]
+        pairs += len(i)
+        differing += int(differ.sum())
+        same.add(i[~differ], j[~differ], bits[~differ])
+        different.add(i[differ], j[differ], bits[differ])
+    found, grouped, listed = _groups(groups)
     return {
-        "images": len(images.wheres),
-        "near_pairs": int(len(i)),
-        "near_groups": groups,
+        "images": count,
+        "near_pairs": pairs,
+        "near_groups": found,
         "in_near_groups": grouped,
         "first_groups": [[images.wheres[x] for x in group] for group in listed],
-        "first_pairs": [_pair(images, a, b, d) for a, b, d
-                        in zip(i[~differ][:MAX_LISTED], j[~differ][:MAX_LISTED],
-                               bits[~differ][:MAX_LISTED])],
-        "different_labels": int(differ.sum()),
-        "first_different_labels": [_pair(images, a, b, d) for a, b, d
-                                   in zip(i[differ][:MAX_LISTED], j[differ][:MAX_LISTED],
-                                          bits[differ][:MAX_LISTED])],
+        "first_pairs": same.listed(images),
+        "different_labels": differing,
+        "first_different_labels": different.listed(images),
         "flags": dict(sorted(images.flag_counts.items())),
         "flag_examples": {flag: list(where) for flag, where in sorted(images.flagged.items())},
     }
