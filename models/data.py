@@ -160,16 +160,19 @@ def conform_image(image, shape: tuple[int, int, int]):
 def prepared_builder(name: str, data_dir: str | None = None, build: bool = True):
     """The TFDS builder of a built dataset. One not built yet is built first,
     as tfds.load does, saying so; with `build=False` that is a DataSetupError
-    saying how to build it. Without TensorFlow it cannot be built here (TFDS
-    writes through TensorFlow), which the error says."""
+    saying how to build it. Without TensorFlow it is not built here (TFDS's
+    TFRecord writer is TensorFlow's); the error says how to build it."""
     can_build = tensorflow_installed()
     try:
         return registry.prepared_builder(name, data_dir, build and can_build)
     except registry.NotBuiltError as error:
         if build and not can_build:
+            where = registry.find_builder(name, data_dir=data_dir).data_dir
             raise DataSetupError(
-                f"{name} is not built in {registry.find_builder(name, data_dir=data_dir).data_dir} and "
-                f"building needs TensorFlow: {TENSORFLOW_EXTRA} (or pass --data-dir where it "
+                f"{name} is not built in {where}; building it here needs TensorFlow: "
+                f"{TENSORFLOW_EXTRA}, or build it as ArrayRecord, which needs none: "
+                f"sign-datasets build {name} --file-format array_record"
+                f"{f' --data-dir {data_dir}' if data_dir else ''} (or pass --data-dir where it "
                 "was built)") from None
         raise DataSetupError(str(error)) from None
     except registry.UnknownDatasetError as error:

@@ -66,8 +66,13 @@ def test_refusals(tmp_path):
 def test_grain_reads_the_array_record_source(expected):
     """The README's Grain recipe (one worker process: the source pickles)."""
     import grain.python as grain
+    from absl import flags
 
     import sign_datasets
+
+    # Grain 0.2.18 reads an absl flag that only absl.app parses once JAX is
+    # installed (google/grain#1355, fixed after that release).
+    flags.FLAGS.mark_as_parsed()
 
     source = sign_datasets.ArrayRecordSource(NAME, "test", data_dir=DATA_DIRS["array_record"])
     loader = grain.DataLoader(

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -39,12 +38,14 @@ sys.exit(code)
 pytestmark = pytest.mark.skipif(not DATA_DIR, reason="run by tests/test_batches.py in .venv-notf")
 
 
-def sign_datasets(*args: str, backend: str | None = "jax") -> subprocess.CompletedProcess:
+def sign_datasets(*args: str, keras_home: Path | None = None) -> subprocess.CompletedProcess:
+    """The command on JAX; given `keras_home` (a fresh folder), on keras' own
+    default backend instead, whatever a keras.json of this machine says."""
     env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
-    if backend:
-        env["KERAS_BACKEND"] = backend
-    else:  # keras' own default, not the one a keras.json of this machine may set
-        env["KERAS_HOME"] = tempfile.mkdtemp(prefix="keras-home-")
+    if keras_home:
+        env["KERAS_HOME"] = str(keras_home)
+    else:
+        env["KERAS_BACKEND"] = "jax"
     return subprocess.run([sys.executable, "-c", WATCHED_RUN, str(COMMAND), *args],
                           capture_output=True, text=True, env=env, timeout=300)
 
@@ -93,12 +94,14 @@ def test_a_dataset_not_built_says_building_needs_tensorflow(tmp_path):
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1, done.stderr
     assert "is not built in" in done.stderr and TENSORFLOW_EXTRA in done.stderr
+    assert f"sign-datasets build {NAME} --file-format array_record --data-dir {tmp_path}" in \
+        done.stderr
     assert "Downloading" not in done.stderr + done.stdout
 
 
 def test_keras_on_its_default_backend_says_what_to_install(tmp_path):
     done = sign_datasets("train", NAME, "--data-dir", DATA_DIR, "--out", str(tmp_path / "run"),
-                         backend=None)
+                         keras_home=tmp_path)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1, done.stderr
     assert TENSORFLOW_EXTRA in done.stderr and "KERAS_BACKEND=jax" in done.stderr
