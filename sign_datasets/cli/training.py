@@ -121,7 +121,9 @@ def add_commands(subparsers) -> None:
         "train", help="train one of the course's models on a built dataset",
         description="Trains on the dataset's train split (validation from its validation split, "
                     "or the last share of train), evaluates on test, and writes the model, an "
-                    "exported SavedModel, logs, plots and metrics.json into --out.")
+                    "exported SavedModel, logs, plots and metrics.json into --out. Without "
+                    "TensorFlow, with KERAS_BACKEND=jax, it trains on JAX (no SavedModel or "
+                    "TensorBoard logs then).")
     train.add_argument("dataset", help="e.g. sign_mnist_csv or sign_language_img/28x28")
     train.add_argument("--model", choices=MODEL_CHOICES, default="cnn")
     train.add_argument("--epochs", type=_positive_int, default=5)
