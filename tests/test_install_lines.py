@@ -262,7 +262,10 @@ def test_install_line(spec, wheel, replica_dir, replica_manifest, tmp_path):
     run([sys.executable, "-m", "venv", "--without-pip", venv])
     wanted = f"{wheel}[{','.join(sorted(extras(spec)))}]" if extras(spec) else wheel
     # The checkout's pip, run for the new venv: the venv needs none of its own.
-    run([sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", "-q", wanted])
+    # No byte-compiling: Python does it on import, and it was half of the
+    # install's time (TensorFlow's thousands of modules).
+    run([sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", "-q",
+         "--no-compile", wanted])
     home = tmp_path / "home"
     home.mkdir()
     run_commands(User(venv, home, replica_dir), tmp_path / "data", replica_manifest)
