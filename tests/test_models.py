@@ -310,6 +310,8 @@ def test_csv_model_reads_the_other_sign_sources_with_the_same_class_indices(
     names = tfds.builder(name, data_dir=str(data_dir)).info.features["label"].names
     assert names == cnn_run["metrics"]["class_names"] == list(SIGN_LETTERS)
     scores = evaluate.evaluate_saved_model(cnn_run["out"], name, split=split, data_dir=str(data_dir))
-    # Shifted indices (e.g. J counted) would put most letters under a neighbour's name.
+    # Shifted indices (e.g. J counted) would put most letters under a neighbour's name
+    # (near chance, 1/24); the same indices score about as the CSV's own test split.
     assert scores["examples"] > 0
-    assert scores["accuracy"] >= least_accuracy, scores["per_class_accuracy"]
+    own = cnn_run["metrics"]["evaluation"]["accuracy"]
+    assert scores["accuracy"] >= min(least_accuracy, 0.8 * own), (own, scores["per_class_accuracy"])

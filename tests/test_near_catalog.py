@@ -144,15 +144,17 @@ def test_planted_near_copies_are_reported_and_dropped_only_when_asked(near_build
 
 def test_the_course_configs_drop_near_leakage_from_dummy_data(monkeypatch, tmp_path):
     """sign_language_img/28x28_no_near_leakage drops one exact and one near
-    copy of a train image."""
+    copy of a train image; sign_mnist_csv's dummy rows have none."""
     import tensorflow_datasets as tfds
 
     import sign_datasets
     from sign_datasets.builders.sign_language_img import sign_language_img_dataset_builder as img
+    from sign_datasets.builders.sign_mnist_csv import sign_mnist_csv_dataset_builder as csv
 
     expected = {
         "sign_language_img/28x28_no_near_leakage": (
             img, {"leaked_from_train": 1, "near_leaked_from_train": 1}, 1),
+        "sign_mnist_csv/original_no_near_leakage": (csv, {}, 0),
     }
     assert sign_datasets
     for name, (module, drops, near) in expected.items():

@@ -16,11 +16,12 @@ def test_sign_images_are_consistent_and_never_zero():
     assert batch.shape == (480, 28, 28) and batch.dtype == np.uint8
     assert batch.min() >= 1
     assert len({img.tobytes() for img in batch}) == 480
-    # Samples sit nearer to their own class mean than to any other: learnable.
+    # Samples sit nearer to their own class mean than to any other: learnable,
+    # though each is its own drawing of its letter (not near copies).
     flat = batch.reshape(24, 20, -1).astype(np.float64)
     means = flat.mean(axis=1)
     dist = ((flat[:, :, None, :] - means[None, None]) ** 2).sum(-1)
-    assert (dist.argmin(-1) == np.arange(24)[:, None]).mean() > 0.95
+    assert (dist.argmin(-1) == np.arange(24)[:, None]).mean() > 0.85
     one = sign_image(5, np.random.default_rng(1))
     assert one.shape == (28, 28)
     with pytest.raises(ValueError):

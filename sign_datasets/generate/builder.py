@@ -194,13 +194,10 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             return self._beam_examples(plan)
         return self._local_examples(plan)
 
-    def near_share(self) -> NearShare | None:
+    def near_share(self) -> NearShare:
         """The quality report's options and state for this build, made on
-        first use: a config's own options, else its catalog entry's. None
-        when neither asks for near copies (`near_distance` or
-        `drop_near_leaked_from_test`): the report lists every near pair, which
-        on data made of near copies costs time and memory that grow faster
-        than the data (docs/BENCHMARKS.md, "Quality checks")."""
+        first use: a config's own options, else its catalog entry's. Every
+        build reports near copies; only the drop option changes the data."""
         share = getattr(self, "_near", None)
         if share is None:
             config = self.builder_config
@@ -212,8 +209,6 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                             if entry is not None else {})
                 drop = cleaning.get("drop_near_leaked_from_test", False)
                 distance = cleaning.get("near_distance")
-            if not drop and distance is None:
-                return None
             share = self._near = NearShare(
                 distance=near.DEFAULT_DISTANCE if distance is None else distance,
                 drop_from_test=drop)

@@ -14,7 +14,6 @@ or by the order in which objects are asked for.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import subprocess
@@ -26,7 +25,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from sign_datasets.core.labels import INDEX_TO_CSV_LABEL, SIGN_LETTERS
-from sign_datasets.replica import synthetic
+from sign_datasets.replica import near_copies, synthetic
 from sign_datasets.replica.bucket import (ALL_OBJECTS, CIFAR100_LABELS, CIFAR_LABELS, DATABASES_ZIP,
                                           FIRST_ZERO_ROW, FWEFEW, FWEFEW_ROWS, IMAGE_FOLDER_ZIPS,
                                           IMG_MNIST, MALARIA_ZIP, REAL_BUCKET, REPEATED_ZERO_ROWS,
@@ -75,25 +74,27 @@ def _distinct_at(classes: np.ndarray, rows: tuple[int, ...]) -> None:
         taken.add(int(classes[r]))
 
 
-def _sign_csv_rows(seed: int, tag: str, n: int, special_rows: tuple[int, ...] = ()) -> Iterator[tuple[int, np.ndarray]]:
-    """Yields (csv_label, uint8[784]) for `n` rows, all different from each
-    other. Called twice for the train file (plain and dirty copy) and gives
-    the same rows both times, so neither copy is held in memory."""
-    classes = _csv_labels(seed, tag, n)
-    if special_rows:
-        _distinct_at(classes, special_rows)
-    rng = seeded_rng(seed, tag, "pixels")
-    seen: set[bytes] = set()
-    for start in range(0, n, _CSV_CHUNK):
-        chunk = classes[start:start + _CSV_CHUNK]
-        images = synthetic.sign_images(chunk, rng)
-        for cls, img in zip(chunk.tolist(), images):
-            key = hashlib.blake2b(img.tobytes(), digest_size=16).digest()
-            while key in seen:
-                img = synthetic.sign_image(cls, rng)
-                key = hashlib.blake2b(img.tobytes(), digest_size=16).digest()
-            seen.add(key)
-            yield INDEX_TO_CSV_LABEL[cls], img.reshape(-1)
+def _sign_csv_splits(seed: int, n_train: int, n_test: int) -> tuple[dict, dict, list]:
+    """(labels, images, plants) of the train and test CSVs: class indices and
+    uint8 (n, 28, 28) samples, no two near copies but the planted ones. The
+    dirty copy's special rows keep pairwise different classes and are never
+    planted or copied (so both train files hold the same near copies)."""
+    labels = {"train": _csv_labels(seed, "sign_mnist_train", n_train),
+              "test": _csv_labels(seed, "sign_mnist_test", n_test)}
+    _distinct_at(labels["train"], FWEFEW_ROWS)
+    both = near_copies.near_free(np.concatenate([labels["train"], labels["test"]]),
+                                 seeded_rng(seed, "sign_mnist", "pixels"), near_copies.as_pixels)
+    images = {"train": both[:n_train], "test": both[n_train:]}
+    protected = {FIRST_ZERO_ROW, *REPEATED_ZERO_ROWS, *FWEFEW_ROWS}
+    plants = near_copies.plant(images, labels, seeded_rng(seed, "sign_mnist", "near copies"),
+                               near_copies.as_pixels, protected)
+    return labels, images, plants
+
+
+def _sign_csv_rows(labels: np.ndarray, images: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """(csv_label, uint8[784]) of each row."""
+    for cls, img in zip(labels.tolist(), images):
+        yield INDEX_TO_CSV_LABEL[cls], img.reshape(-1)
 
 
 def _csv_header() -> str:
@@ -170,17 +171,18 @@ def _write_databases_zip(dest: Path, scale: float, seed: int, progress: bool) ->
         json_lines = _json_lines(scale)
         zw.write("sign_mnist_json/data.json", json_lines)
         facts["sign_mnist_json"] = {"lines": json_lines.count(b"\n")}
+        labels, images, plants = _sign_csv_splits(seed, n_train, n_test)
         facts["sign_mnist_test.csv"] = _write_sign_csv(
-            zw, "sign_mnist_test/sign_mnist_test.csv", _sign_csv_rows(seed, "sign_mnist_test", n_test), n_test, False, bar
+            zw, "sign_mnist_test/sign_mnist_test.csv", _sign_csv_rows(labels["test"], images["test"]),
+            n_test, False, bar,
         )
-        facts["sign_mnist_train.csv"] = _write_sign_csv(
-            zw, "sign_mnist_train/sign_mnist_train.csv",
-            _sign_csv_rows(seed, "sign_mnist_train", n_train, FWEFEW_ROWS), n_train, False, bar,
-        )
-        facts["sign_mnist_train_clean.csv"] = _write_sign_csv(
-            zw, "sign_mnist_train/sign_mnist_train_clean.csv",
-            _sign_csv_rows(seed, "sign_mnist_train", n_train, FWEFEW_ROWS), n_train, True, bar,
-        )
+        for name, dirty in (("sign_mnist_train.csv", False), ("sign_mnist_train_clean.csv", True)):
+            facts[name] = _write_sign_csv(
+                zw, f"sign_mnist_train/{name}", _sign_csv_rows(labels["train"], images["train"]),
+                n_train, dirty, bar,
+            )
+        # Data rows (0-based, header not counted) of the train CSVs and the test CSV.
+        facts["sign_mnist_near_copies"] = [plant.to_dict() for plant in plants]
         facts["members"] = list(zw.members)
     facts.update(file_facts(final))
     return facts
@@ -202,10 +204,34 @@ def _write_img_mnist(dest: Path, scale: float, seed: int, only: set[str] | None)
 
 # ---------------------------------------------------------- image folders ----
 
-def _sign_folder_images(seed: int, split: str, class_index: int, count: int) -> Iterator[bytes]:
-    rng = seeded_rng(seed, SIGN_IMG_ZIP, split, SIGN_LETTERS[class_index])
-    for img in synthetic.sign_images([class_index] * count, rng):
-        yield synthetic.jpeg_bytes(img, _SIGN_JPEG_QUALITY)
+def _member_name(split: str, cls: str, number: int, count: int) -> str:
+    return f"{split}/{cls}/{number:0{max(4, len(str(count)))}d}.jpg"
+
+
+def _sign_folder_set(seed: int, counts: dict) -> tuple[dict, list]:
+    """The sign zip's JPEGs by (split, class index), no two near copies once
+    decoded but the planted ones, and the plants by member name."""
+    classes = IMAGE_FOLDER_ZIPS[SIGN_IMG_ZIP]["classes"]
+    members = {split: [(ci, number) for ci, cls in enumerate(classes)
+                       for number in range(1, counts[split][cls] + 1)] for split in SPLITS}
+    labels = {split.lower(): np.array([ci for ci, _ in members[split]], dtype=np.int64)
+              for split in SPLITS}
+    seen = near_copies.jpeg_round_trip(_SIGN_JPEG_QUALITY)
+    both = near_copies.near_free(np.concatenate([labels["train"], labels["test"]]),
+                                 seeded_rng(seed, SIGN_IMG_ZIP, "pixels"), seen)
+    images = {"train": both[:len(labels["train"])], "test": both[len(labels["train"]):]}
+    plants = near_copies.plant(images, labels, seeded_rng(seed, SIGN_IMG_ZIP, "near copies"), seen)
+    made: dict = {}
+    for split in SPLITS:
+        for (ci, _), img in zip(members[split], images[split.lower()]):
+            made.setdefault((split, ci), []).append(synthetic.jpeg_bytes(img, _SIGN_JPEG_QUALITY))
+
+    def name(split: str, index: int) -> str:
+        ci, number = members[split][index]
+        return _member_name(split, classes[ci], number, counts[split][classes[ci]])
+    facts = [{"member": name(plant.split.title(), plant.index), "source": name("Train", plant.source),
+              "kind": plant.kind, "same_label": plant.same_label} for plant in plants]
+    return made, facts
 
 
 def _per_image(make: Callable[[int, np.random.Generator], bytes], object_name: str):
@@ -217,7 +243,7 @@ def _per_image(make: Callable[[int, np.random.Generator], bytes], object_name: s
 
 
 _IMAGE_FOLDER_MAKERS = {
-    SIGN_IMG_ZIP: (_sign_folder_images, {"format": "JPEG", "mode": "L", "size": [28, 28]}),
+    SIGN_IMG_ZIP: (None, {"format": "JPEG", "mode": "L", "size": [28, 28]}),  # see _sign_folder_set
     MALARIA_ZIP: (
         _per_image(lambda ci, rng: synthetic.jpeg_bytes(synthetic.malaria_cell(ci == 0, rng), 80), MALARIA_ZIP),
         {"format": "JPEG", "mode": "RGB", "min_side": 90, "max_side": 160},
@@ -249,18 +275,23 @@ def _write_image_folder_zip(dest: Path, object_name: str, scale: float, seed: in
     classes = IMAGE_FOLDER_ZIPS[object_name]["classes"]
     counts = image_folder_counts(object_name, scale)
     total = sum(sum(c.values()) for c in counts.values())
+    planted = None
+    if object_name == SIGN_IMG_ZIP:
+        made, planted = _sign_folder_set(seed, counts)
+        make = lambda seed, split, ci, count: made[(split, ci)]  # noqa: E731
     final = dest / object_name
     with atomic_path(final) as tmp, ZipWriter(tmp) as zw, progress_bar(total, object_name, progress) as bar:
         for split in SPLITS:
             for ci, cls in enumerate(classes):
                 count = counts[split][cls]
-                width = max(4, len(str(count)))
                 for i, data in enumerate(make(seed, split, ci, count), start=1):
-                    zw.write(f"{split}/{cls}/{i:0{width}d}.jpg", data)
+                    zw.write(_member_name(split, cls, i, count), data)
                     bar.update(1)
     facts: dict = {split: dict(counts[split]) for split in SPLITS}
     facts["classes"] = list(classes)
     facts["image"] = image_facts
+    if planted is not None:
+        facts["near_copies"] = planted
     facts.update(file_facts(final))
     return facts
 
