@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 import tensorflow_datasets as tfds
 
-from sign_datasets.io import downloads, failed_share
+from sign_datasets.io import downloads, failed_share, guards
 from sign_datasets.io import sources
 from sign_datasets.generate.builder import CleanedBuilder, raw_image_feature
 from sign_datasets.catalog.entries import Entry, Source
@@ -115,7 +115,7 @@ class CatalogDataset:
             with stream:
                 yield stream
         else:
-            with open(path, "rb") as stream:
+            with guards.open_source(path) as stream:  # a gs:// download dir too
                 yield stream
 
     def source_records(self, fetched: list[tuple[Source, Path]], reader) -> Iterator[Iterator]:

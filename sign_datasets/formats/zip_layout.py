@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple, Sequence
 
 from sign_datasets.core.cleaning import Dropped, SourceError
+from sign_datasets.io import remote_files
 from sign_datasets.io.archives import ArchiveLimits, check_declared_sizes, open_directory
 from sign_datasets.io.parallel import long_lived_objects_frozen
 
@@ -182,7 +183,7 @@ def _judge_folder(head: str) -> _Folder | None:
 class FolderArchive:
     """What `scan_archive` learned; everything later steps need, no bytes."""
 
-    path: Path
+    path: Path | str  # a URL string under a remote download dir (remote_files)
     source: str
     wrapper: str | None
     split_folders: dict[str, str]
@@ -290,19 +291,19 @@ def _in_name_order(refs: list[MemberRef], source: str) -> list[MemberRef | Dropp
     return ordered
 
 
-def scan_archive(path: Path, class_names: Sequence[str], source: str | None = None,
+def scan_archive(path: Path | str, class_names: Sequence[str], source: str | None = None,
                  limits: ArchiveLimits = ArchiveLimits()) -> FolderArchive:
     """Reads the zip directory (not the members) and plans the records.
 
     Raises `ZipBombError` or `LayoutError` (both `SourceError`) with a
     message naming the archive and the member or folders at fault.
     """
-    path = Path(path)
+    path = remote_files.as_path(path)
     with long_lived_objects_frozen():
-        return _scan(path, class_names, source or path.name, limits)
+        return _scan(path, class_names, source or remote_files.name(path), limits)
 
 
-def _scan(path: Path, class_names: Sequence[str], source: str,
+def _scan(path: Path | str, class_names: Sequence[str], source: str,
           limits: ArchiveLimits) -> FolderArchive:
     infos = open_directory(path, source, limits)
 
@@ -374,7 +375,7 @@ def _scan(path: Path, class_names: Sequence[str], source: str,
             index, info.filename, "/".join(parts), split, labels[folded(class_folder)],
             info.file_size, info.compress_size))
     check_declared_sizes(source, (r for refs in refs_by_split.values() for r in refs),
-                          path.stat().st_size, sum(i.compress_size for i in infos), limits)
+                          remote_files.size(path), sum(i.compress_size for i in infos), limits)
     return FolderArchive(path=path, source=source, wrapper=root[0] if root else None,
                          split_folders=split_folders,
                          records={split: _in_name_order(refs, source)

@@ -4,24 +4,24 @@ http(s) sources are streamed once into the download dir (a temporary file
 renamed into place) with their own size cap and time limit
 (`fetch_settings.source_settings`), and reused by later builds; gs://
 objects are copied the same way; local files are read where they are.
+A download dir on another file system (gs://, which cluster workers share)
+is written and read through TensorFlow's file system (`remote_files`).
 Every location passes the URL policy in scope CATALOG first. A build that
 finds a fresh download unreadable removes it, so a bad copy is not reused.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
-import secrets
 import tempfile
 import time
 import urllib.parse
 from pathlib import Path
 
 from sign_datasets.core.cleaning import MissingSource, SourceError
-from sign_datasets.io import sources, url_cache
+from sign_datasets.io import guards, remote_files, sources, url_cache
 from sign_datasets.io.fetch_settings import (
     SOURCE_MAX_BYTES_ENV, SOURCE_TIMEOUT_ENV, FetchSettings, source_settings,
 )
@@ -56,12 +56,13 @@ _SOURCE_HINTS = {
 }
 
 
-def source_download_path(url: str, download_dir) -> Path:
+def source_download_path(url: str, download_dir) -> Path | str:
     """Where the download of `url` is kept: a name made of the URL's hash and
     its last path segment, reduced to safe characters (the URL is untrusted;
-    nothing of it may steer the path)."""
+    nothing of it may steer the path). A URL string under a remote dir."""
     digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:32]
-    return Path(os.fspath(download_dir)) / sources.DOWNLOADS_FOLDER / f"{digest}-{safe_file_name(url)}"
+    return remote_files.join(download_dir, sources.DOWNLOADS_FOLDER,
+                             f"{digest}-{safe_file_name(url)}")
 
 
 def safe_file_name(url: str) -> str:
@@ -72,8 +73,9 @@ def safe_file_name(url: str) -> str:
 
 
 def download_source(url: str, download_dir, settings: FetchSettings | None = None,
-                    source: str | None = None) -> Path:
-    """The local file of a source a catalog or the bucket names.
+                    source: str | None = None) -> Path | str:
+    """The file of a source a catalog or the bucket names (a URL string
+    under a remote download dir, which `guards.open_source` opens).
 
     file:// URLs (a local SIGN_DATASETS_SOURCE) are read where they are.
     http(s) and gs:// URLs pass the policy in scope CATALOG and are streamed
@@ -92,8 +94,8 @@ def download_source(url: str, download_dir, settings: FetchSettings | None = Non
             raise MissingSource(f"{cut_url(url)}: no file {local}")
         return local
     target = source_download_path(url, download_dir)
-    if target.is_file():
-        return target
+    if remote_files.is_file(target):
+        return guards.pinned_remote(target)
     if url.lower().startswith("gs:"):
         _copy_from_bucket(url, target, settings)
     else:
@@ -103,14 +105,14 @@ def download_source(url: str, download_dir, settings: FetchSettings | None = Non
             hint = _SOURCE_HINTS.get(result.reason, "check the server; a rerun tries again")
             raise SourceDownloadError(f"{cut_url(url)}: not downloaded ({result.reason}: "
                                       f"{result.detail})" + (f"; {hint}" if hint else ""))
-    _FRESH_DOWNLOADS.append((target, Path(os.fspath(download_dir))))
-    return target
+    _FRESH_DOWNLOADS.append((target, download_dir))
+    return guards.pinned_remote(target)
 
 
 # Sources downloaded by the build running in this process, until it ends:
 # a build that finds one unreadable removes it (`discard_fresh_downloads`), so
 # an error page or a cut file served once is not reused by every later build.
-_FRESH_DOWNLOADS: list[tuple[Path, Path]] = []
+_FRESH_DOWNLOADS: list[tuple[Path | str, Path | str]] = []
 
 
 def forget_fresh_downloads() -> None:
@@ -118,14 +120,14 @@ def forget_fresh_downloads() -> None:
     _FRESH_DOWNLOADS.clear()
 
 
-def discard_fresh_downloads() -> list[Path]:
+def discard_fresh_downloads() -> list[Path | str]:
     """A build failed on its sources: removes what it downloaded; the files removed."""
     removed = [path for path, folder in _FRESH_DOWNLOADS if discard_download(path, folder)]
     _FRESH_DOWNLOADS.clear()
     return removed
 
 
-def _copy_from_bucket(url: str, target: Path, settings: FetchSettings) -> None:
+def _copy_from_bucket(url: str, target: Path | str, settings: FetchSettings) -> None:
     """Copies an allowed gs:// object through TensorFlow's file system (the
     machine's own credentials), with the same cap and time limit."""
     tf = url_cache.tensorflow()
@@ -137,25 +139,18 @@ def _copy_from_bucket(url: str, target: Path, settings: FetchSettings) -> None:
     if size > settings.max_bytes:
         raise SourceDownloadError(f"{cut_url(url)}: {size} bytes, over the {settings.max_bytes}-"
                                   f"byte cap; {_SOURCE_HINTS[TOO_LARGE]}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = f"{target}.{secrets.token_hex(6)}.part"
-    try:
-        with tf.io.gfile.GFile(url, "rb") as stream, open(partial, "xb") as out:
-            copied = 0
-            while chunk := stream.read(1 << 20):
-                copied += len(chunk)
-                if copied > settings.max_bytes:
-                    raise SourceDownloadError(f"{cut_url(url)}: over the {settings.max_bytes}-byte "
-                                              f"cap; {_SOURCE_HINTS[TOO_LARGE]}")
-                if time.monotonic() > deadline:
-                    raise SourceDownloadError(
-                        f"{cut_url(url)}: not complete in {settings.total_timeout:g} s; "
-                        f"{_SOURCE_HINTS[TIMEOUT]}")
-                out.write(chunk)
-        os.replace(partial, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(partial)
+    with tf.io.gfile.GFile(url, "rb") as stream, remote_files.new_file(target) as out:
+        copied = 0
+        while chunk := stream.read(1 << 20):
+            copied += len(chunk)
+            if copied > settings.max_bytes:
+                raise SourceDownloadError(f"{cut_url(url)}: over the {settings.max_bytes}-byte "
+                                          f"cap; {_SOURCE_HINTS[TOO_LARGE]}")
+            if time.monotonic() > deadline:
+                raise SourceDownloadError(
+                    f"{cut_url(url)}: not complete in {settings.total_timeout:g} s; "
+                    f"{_SOURCE_HINTS[TIMEOUT]}")
+            out.write(chunk)
 
 
 def fetch_one(url: str) -> bytes:
@@ -169,12 +164,11 @@ def fetch_one(url: str) -> bytes:
         return result.read_bytes()
 
 
-def discard_download(path: Path, download_dir) -> bool:
+def discard_download(path, download_dir) -> bool:
     """Removes a downloaded source (one whose bytes proved wrong), so the
     next build downloads it again; never a file outside the download folder."""
-    folder = Path(os.fspath(download_dir)) / sources.DOWNLOADS_FOLDER
-    if Path(path).parent != folder:
+    folder = remote_files.join(download_dir, sources.DOWNLOADS_FOLDER)
+    if remote_files.parent(remote_files.as_path(path)) != folder:
         return False
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+    remote_files.remove(path)
     return True

@@ -13,10 +13,8 @@ the download dir (`url_cache`), so a rebuild fetches nothing.
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import os
-import secrets
 import socket
 import time
 import urllib.parse
@@ -28,7 +26,7 @@ import urllib3
 from tqdm import tqdm
 
 from sign_datasets.io import sources
-from sign_datasets.io import url_cache
+from sign_datasets.io import remote_files, url_cache
 from sign_datasets.io.fetch_settings import FetchSettings
 from sign_datasets.io.http_client import WATCHDOG, BoundedRetry, DeadlineTimeout, PolicyPoolManager
 from sign_datasets.io.url_policy import DATA, Refused, UrlPolicy, cut_url
@@ -62,7 +60,8 @@ class FetchResult:
     """What became of one URL: a file holding the body, or a named failure."""
 
     url: str
-    path: Path | None = None
+    # A local Path, or a URL string under a remote download dir (remote_files).
+    path: Path | str | None = None
     reason: str | None = None
     detail: str = ""
     from_cache: bool = False
@@ -78,7 +77,7 @@ class FetchResult:
             return self.data
         if self.path is None:
             raise ValueError(f"{cut_url(self.url)} was not fetched: {self.reason} {self.detail}")
-        return self.path.read_bytes()
+        return remote_files.read_bytes(self.path)
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
@@ -122,7 +121,8 @@ class Fetcher:
     """Fetches URLs through one policy-checked pool and a cache; see the module doc.
 
     cache_dir: where bodies are kept (a builder passes a folder under its
-    download dir). source: the base URL or file:// URL whose origin is
+    download dir; gs:// and other remote folders are reached through
+    TensorFlow's file system, `remote_files`). source: the base URL or file:// URL whose origin is
     allowed (default: the active SIGN_DATASETS_SOURCE). scope: DATA for URLs
     found in source files, CATALOG for locations a catalog names.
     """
@@ -131,7 +131,7 @@ class Fetcher:
                  scope: str = DATA):
         self.settings = settings or FetchSettings.from_env()
         self.policy = UrlPolicy(sources.source_base(source), self.settings.allowed_hosts, scope)
-        self.cache_dir = Path(cache_dir)
+        self.cache_dir = remote_files.as_path(cache_dir)
         s = self.settings
         self._retry = BoundedRetry(
             total=s.retries, connect=s.retries, read=s.retries, status=s.retries,
@@ -168,13 +168,13 @@ class Fetcher:
 
     # --- one URL -----------------------------------------------------------
 
-    def cache_path(self, url: str) -> Path:
+    def cache_path(self, url: str) -> Path | str:
         """The file of a body too large for the packs."""
         digest = url_cache.url_key(url).hex()
         # 16 folders: a million URLs make 62,500 files each, which ext4 and
         # friends index well, while a small fetch does not pay a mkdir (about
         # 0.3 ms here) for almost every URL, as 256 folders would.
-        return self.cache_dir / digest[:1] / digest
+        return remote_files.join(self.cache_dir, digest[:1], digest)
 
     def fetch(self, url: str) -> FetchResult:
         """Fetches one URL; every per-URL failure is a result, never an exception.
@@ -192,11 +192,11 @@ class Fetcher:
         if body is not None:
             return FetchResult(url, data=body, from_cache=True)
         cached = self.cache_path(url)
-        if cached.is_file():
+        if remote_files.is_file(cached):
             return FetchResult(url, cached, from_cache=True)
         return self._download(url, cached, keep_small=True)
 
-    def download_file(self, url: str, target: Path) -> FetchResult:
+    def download_file(self, url: str, target: Path | str) -> FetchResult:
         """Streams one http(s) URL into `target` (temporary file, then an
         atomic rename), whatever its size up to the cap; a result, never an
         exception, as `fetch`."""
@@ -217,7 +217,7 @@ class Fetcher:
                                detail=f"{size} bytes, over the {self.settings.max_bytes}-byte cap")
         return FetchResult(url, path)
 
-    def _download(self, url: str, target: Path, keep_small: bool) -> FetchResult:
+    def _download(self, url: str, target: Path | str, keep_small: bool) -> FetchResult:
         deadline = time.monotonic() + self.settings.total_timeout
         with WATCHDOG.deadline(deadline) as watch:
             try:
@@ -237,7 +237,8 @@ class Fetcher:
         return FetchResult(url, reason=TIMEOUT,
                            detail=f"not complete in {self.settings.total_timeout:g} s")
 
-    def _follow(self, url: str, target: Path, keep_small: bool, deadline: float) -> FetchResult:
+    def _follow(self, url: str, target: Path | str, keep_small: bool,
+                deadline: float) -> FetchResult:
         """GETs `url`, following redirects that pass the policy, and stores the body."""
         s = self.settings
         retry = self._retry.new()
@@ -286,7 +287,7 @@ class Fetcher:
             return f"redirect to {cut_url(target)}: {refused}"
         return ""
 
-    def _store(self, url: str, response: urllib3.BaseHTTPResponse, target: Path,
+    def _store(self, url: str, response: urllib3.BaseHTTPResponse, target: Path | str,
                deadline: float, keep_small: bool) -> FetchResult:
         cap = self.settings.max_bytes
         declared = response.headers.get("content-length", "")
@@ -296,7 +297,7 @@ class Fetcher:
                                detail=f"Content-Length {declared}, over the {cap}-byte cap")
         chunks: list[bytes] = []
         size = 0
-        descriptor, partial = None, ""
+        file = None
         try:
             while chunk := response.read1(_STREAM_CHUNK, decode_content=False):
                 size += len(chunk)
@@ -304,15 +305,15 @@ class Fetcher:
                     return FetchResult(url, reason=TOO_LARGE, detail=f"body over the {cap}-byte cap")
                 if time.monotonic() > deadline:
                     return self._too_slow(url)
-                if descriptor is None and keep_small and size <= _KEEP_IN_MEMORY:
+                if file is None and keep_small and size <= _KEEP_IN_MEMORY:
                     chunks.append(chunk)
                     continue
-                if descriptor is None:
-                    descriptor, partial = self._open_partial(target)
+                if file is None:
+                    file = self._new_file(target)
                     for held in chunks:
-                        os.write(descriptor, held)
+                        file.write(held)
                     chunks = []
-                _write_all(descriptor, chunk)
+                file.write(chunk)
             # The watchdog ends a body at the deadline by shutting the socket,
             # which reads as an ordinary end: a cut body must not be stored.
             if time.monotonic() >= deadline:
@@ -321,34 +322,25 @@ class Fetcher:
                 return FetchResult(url, reason=CONNECTION_FAILED,
                                    detail=f"the body ended after {size} of the {declared} bytes "
                                           "its Content-Length announced")
-            if descriptor is None and keep_small:
+            if file is None and keep_small:
                 body = b"".join(chunks)
                 self._cache.put(url, body)
                 return FetchResult(url, data=body)
-            if descriptor is None:  # an empty body
-                descriptor, partial = self._open_partial(target)
-            os.close(descriptor)
-            descriptor = None
-            os.replace(partial, target)
-            partial = ""  # stored: nothing left to clean up
+            if file is None:  # an empty body
+                file = self._new_file(target)
+            file.commit()
             return FetchResult(url, target)
         finally:
-            if descriptor is not None:
-                os.close(descriptor)
-            if partial:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(partial)
+            if file is not None:
+                file.discard()
 
-    def _open_partial(self, target: Path) -> tuple[int, str]:
-        folder = str(target.parent)
-        if folder not in self._made_folders:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._made_folders.add(folder)
-        # A unique temporary name in the same folder: concurrent builds
-        # sharing a download dir never write into each other's file, and the
-        # rename is atomic, so the cache never holds a partial body.
-        partial = f"{target}.{secrets.token_hex(6)}.part"
-        return os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), partial
+    def _new_file(self, target: Path | str) -> remote_files.NewFile:
+        # A unique temporary name in the same folder, renamed into place
+        # (remote_files.NewFile): the cache never holds a partial body.
+        folder = os.fspath(remote_files.parent(target))
+        made = folder in self._made_folders
+        self._made_folders.add(folder)
+        return remote_files.NewFile(target, make_folder=not made)
 
     # --- many URLs ---------------------------------------------------------
 
@@ -406,12 +398,6 @@ def _status_reason(status: int) -> str:
     if 500 <= status <= 599:
         return SERVER_ERROR
     return HTTP_ERROR
-
-
-def _write_all(descriptor: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(descriptor, view):]
 
 
 def _ca_bundle() -> dict:

@@ -1,7 +1,10 @@
 """Opening sources safely, and the errors of the user's own paths.
 
 A source file checked beneath the allowed roots is pinned, and every later
-open (`open_source`, also in forked workers) must meet that very file. Zip
+open (`open_source`, also in forked workers) must meet that very file. A
+source downloaded into a remote download dir (gs://) is opened through
+TensorFlow's file system instead; its size and modification time, pinned
+when the download returned it, stand in for the inode. Zip
 archives and their members are read with errors that name the file, the
 member and the byte where they are damaged, and say what to do. `os_problem`
 and the folder checks turn an OSError of the user's paths into one line.
@@ -18,7 +21,7 @@ import zipfile
 import zlib
 
 from sign_datasets.core.cleaning import SourceError
-from sign_datasets.io import sources
+from sign_datasets.io import remote_files, sources
 from sign_datasets.io.settings import SettingsError
 
 
@@ -90,8 +93,82 @@ def open_source_descriptor(path) -> int:
 
 
 def open_source(path):
-    """open(path, "rb") of a source file, through `open_source_descriptor`."""
+    """open(path, "rb") of a source file, through `open_source_descriptor`;
+    a remote one (under a gs:// download dir) through `open_remote_source`."""
+    if remote_files.is_remote(path):
+        return io.BufferedReader(open_remote_source(path), buffer_size=1 << 20)
     return os.fdopen(open_source_descriptor(path), "rb")
+
+
+# URL of every source object downloaded into a remote download dir in this
+# process -> (size, modification time) of the object then.
+_PINNED_REMOTE: dict[str, tuple[int, int]] = {}
+
+
+def pinned_remote(path):
+    """`path`; a remote one's object is pinned: every later
+    `open_source` must find the same size and modification time."""
+    if remote_files.is_remote(path):
+        _PINNED_REMOTE[os.fspath(path)] = remote_files.identity(path)
+    return path
+
+
+class RemoteSource(io.RawIOBase):
+    """A remote object, read (seekable, as zipfile needs) through
+    tf.io.gfile; never past the size it had when opened, so an object that
+    grows while it is read yields no more than was checked."""
+
+    def __init__(self, name: str, identity: tuple[int, int]):
+        super().__init__()
+        self.name, self.identity = name, identity
+        self.size = identity[0]
+        self._stream = remote_files.open_read(name)
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self.size}[whence]
+        if base + offset < 0:
+            raise OSError(errno.EINVAL, f"negative seek position {base + offset}")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        wanted = max(0, min(len(buffer), self.size - self._pos))
+        if not wanted:
+            return 0
+        self._stream.seek(self._pos)
+        data = self._stream.read(wanted)
+        memoryview(buffer).cast("B")[:len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._stream.close()
+        super().close()
+
+
+def open_remote_source(path) -> RemoteSource:
+    """A remote source object for reading; when it was pinned, it must still
+    have the pinned size and modification time (a bucket object has no
+    inode: a replaced one is told by these)."""
+    name = os.fspath(path)
+    found = remote_files.identity(name)
+    pinned = _PINNED_REMOTE.get(name)
+    if pinned is not None and found != pinned:
+        raise SourceChanged(f"{name}: replaced by another object after it was downloaded "
+                            f"({pinned[0]:,} bytes then, {found[0]:,} now); build again, and "
+                            "ask who writes to the download dir")
+    return RemoteSource(name, found)
 
 
 class _SourceZip(zipfile.ZipFile):

@@ -36,6 +36,8 @@ import time
 import zlib
 from pathlib import Path
 
+from sign_datasets.io.remote_files import is_remote, tensorflow  # noqa: F401 (named through here too)
+
 PACKS = "packs"
 _MAGIC = b"SDP1"
 _HEADER = struct.Struct("<4s32sQI")  # magic, sha256 of the URL, body length, crc32
@@ -50,19 +52,6 @@ _OFFSET_BITS, _LENGTH_BITS, _CRC_BITS = 48, 32, 32
 _KEEP_OPEN = 8
 # A process's records on a remote folder are written as a pack of this size.
 _REMOTE_PACK_BYTES = 8 << 20
-
-
-def is_remote(folder) -> bool:
-    """Whether `folder` is on a file system other than the local one."""
-    return "://" in os.fspath(folder) and not os.fspath(folder).startswith("file://")
-
-
-def tensorflow():
-    """TensorFlow, for its file system: seconds to import, so only remote
-    folders (and gs:// sources, `downloads`) import it."""
-    import tensorflow as tf  # start-up time
-
-    return tf
 
 
 class _RemotePacks:
