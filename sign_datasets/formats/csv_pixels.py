@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
-import os
 from typing import IO, Iterator, Sequence
 
 import numpy as np
@@ -26,7 +25,7 @@ from sign_datasets.formats.csv_lines import (CHUNK_ROWS, CsvFile, CsvRange,
                                              beam_range_bytes, byte_ranges, chunked_lines,
                                              count_line_ends, open_file, range_chunks,
                                              release_streams)
-from sign_datasets.io import guards
+from sign_datasets.io import guards, remote_files
 
 # pandas' integer parser also takes quoted cells, "7.0", "7e0" and splits
 # lines at a lone CR, none of which the line-by-line rules accept. A row's
@@ -322,7 +321,7 @@ def file_ranges(index: int, file: CsvFile, num_pixels: int, range_bytes: int) ->
         with guards.open_zip(file.path) as zf:
             size = zf.getinfo(file.member).file_size
         return [CsvRange(index, file, *r) for r in byte_ranges(data_start, size, range_bytes)]
-    size = os.path.getsize(file.path)
+    size = remote_files.size(file.path)
     ranges = []
     with guards.open_source(file.path) as stream:
         data_start = read_header(stream, file.source, num_pixels)
