@@ -159,6 +159,9 @@ class Fetcher:
 
     def close(self) -> None:
         self._pool.clear()
+        # What this fetcher added to a remote cache becomes visible to other
+        # workers (and survives this process) now, not at exit.
+        self._cache.flush()
 
     def __enter__(self) -> "Fetcher":
         return self

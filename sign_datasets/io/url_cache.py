@@ -19,8 +19,8 @@ A folder on another file system (`gs://...`, any scheme TensorFlow's
 file system reads) is reached through tf.io.gfile, so that workers of a
 cluster share the cache: object stores cannot append, so a process gathers
 its records in memory and writes them as one new pack when it has 8 MB,
-when the cache is opened again (the fetcher opens it per batch), or when it
-is closed. A local folder keeps its appends (no TensorFlow, no buffering).
+when the cache is opened again (the fetcher opens it per batch), when its
+fetcher is closed (a split's end), or when it is closed. A local folder keeps its appends (no TensorFlow, no buffering).
 """
 
 from __future__ import annotations
@@ -279,6 +279,13 @@ class UrlCache:
         # write; this process would write them to the parent's pack name.
         if self._pending_pid != os.getpid():
             self._pending, self._pending_pack, self._pending_pid = bytearray(), None, os.getpid()
+
+    def flush(self) -> None:
+        """Writes a remote folder's pending records now (a local folder's
+        records are written as they come)."""
+        if self._remote is not None:
+            with self._lock:
+                self._flush()
 
     def close(self) -> None:
         with self._lock:
