@@ -57,9 +57,13 @@ def ram_dir(request) -> str:
         tf.io.gfile.rmtree(folder)
 
 
-def build(name: str, data_dir: Path, download_dir: str):
+def build(name: str, data_dir: Path, download_dir: str, beam_options: str | None = None):
+    config = tfds.download.DownloadConfig()
+    if beam_options is not None:
+        from sign_datasets.generate import beam as beam_lib
+        config = tfds.download.DownloadConfig(beam_options=beam_lib.pipeline_options(beam_options))
     builder = tfds.builder(name, data_dir=str(data_dir))
-    builder.download_and_prepare(download_dir=download_dir)
+    builder.download_and_prepare(download_dir=download_dir, download_config=config)
     return builder
 
 
@@ -93,6 +97,26 @@ def test_a_build_with_a_remote_download_dir_equals_a_local_one(name, source, ram
     # ...and the remote build wrote nothing on the local disk but its dataset.
     assert sorted(p.name for p in (tmp_path / "remote").iterdir()) == [name.split("/")[0]]
     assert not any(".part" in path for path in remote_files_under(ram_dir))
+
+
+@pytest.mark.parametrize("name", ["sign_language_img/28x28", "sign_mnist_json"])
+def test_a_beam_build_reads_its_sources_from_the_remote_download_dir(name, source, ram_dir,
+                                                                     tmp_path):
+    """What cluster workers do: open the downloaded zip (and the URL cache)
+    in the download dir, and keep the splits' summaries there. ram:// lives
+    in one process, so Beam runs in memory here; a bucket is what processes
+    on other machines share."""
+    pytest.importorskip("apache_beam")
+    local = build(name, tmp_path / "local", str(tmp_path / "downloads"))
+    on_beam = build(name, tmp_path / "beam", ram_dir, "runner=DirectRunner,"
+                    "direct_running_mode=in_memory")
+    assert on_beam.info.metadata["cleaning"] == local.info.metadata["cleaning"]
+    for split in local.info.splits:
+        records = [r.numpy() for r in tf.data.TFRecordDataset(
+            sorted(str(f) for f in Path(local.data_dir).glob(f"*-{split}.tfrecord-*")))]
+        assert [r.numpy() for r in tf.data.TFRecordDataset(
+            sorted(str(f) for f in Path(on_beam.data_dir).glob(f"*-{split}.tfrecord-*")))] == records
+    assert sorted(p.name for p in (tmp_path / "beam").iterdir()) == [name.split("/")[0]]
 
 
 def test_a_source_over_the_size_cap_is_refused_as_from_a_local_dir(source, ram_dir, tmp_path,
