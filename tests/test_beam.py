@@ -31,6 +31,7 @@ tfds = pytest.importorskip("tensorflow_datasets")
 pytest.importorskip("apache_beam")
 
 import sign_datasets  # noqa: E402,F401  (registers the builders)
+from sign_datasets.core.cleaning import SourceError  # noqa: E402
 from sign_datasets.generate import beam as beam_lib  # noqa: E402
 
 DATA_ZIP = "databasesLoadData.zip"
@@ -214,10 +215,9 @@ def shard_records(builder, split: str) -> list[bytes]:
 
 
 def metadata(builder) -> dict:
-    """The builder's metadata as stored, but the quality report (near copies),
-    which only local builds make so far (docs/DESIGN.md, "Beam, byte for byte")."""
+    """The builder's metadata as stored, the quality report included."""
     found = json.loads(json.dumps(dict(builder.info.metadata)))
-    found.pop("quality", None)
+    assert "quality" in found, builder.info.full_name
     return found
 
 
@@ -241,6 +241,13 @@ def test_beam_build_equals_local_build(name, mode, local_builds, tmp_path):
     for split, reasons in EXPECTED_DROPS.get(name, {}).items():
         assert reasons <= set(cleaning[split]["drops"]), cleaning[split]
         assert all(cleaning[split]["examples"][reason] for reason in reasons)
+
+
+def test_beam_refuses_to_drop_near_leakage_in_one_line(env, tmp_path):
+    """Dropping test's near copies of train needs all of train's hashes
+    before test's examples: a local build does it, Beam says so."""
+    with pytest.raises(SourceError, match="near copy in train is done by a local build only"):
+        build("sign_language_img/28x28_no_near_leakage", tmp_path, "in_memory")
 
 
 def test_beam_counts_resizes_and_leakage_as_the_local_path(local_builds):

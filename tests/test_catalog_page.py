@@ -14,6 +14,7 @@ import re
 import shutil
 import textwrap
 
+import numpy as np
 import pytest
 
 from conftest import REPO
@@ -66,6 +67,19 @@ def site(tmp_path_factory):
     return {"index": index, "out": out, "data_dir": data_dir}
 
 
+def test_the_page_shows_the_first_near_copies_side_by_side(site):
+    """page_pets' test leak (a train picture copied into test) is a near
+    copy at 0 bits: the page draws it beside its train original."""
+    from PIL import Image
+
+    page = (site["out"] / "page_pets--default.html").read_text()
+    assert "Near copies and image quality" in page and "page_pets--default-near.png" in page
+    with Image.open(site["out"] / "img" / "page_pets--default-near.png") as picture:
+        assert picture.format == "PNG" and picture.size[0] >= 600
+        pixels = np.asarray(picture.convert("L"))
+    assert pixels.std() > 10  # pictures drawn, not a blank canvas
+
+
 def test_site_files_are_self_contained(site):
     index = site["index"].read_text()
     assert "page_pets/default" in index and "train=10, test=5" in index
@@ -114,6 +128,8 @@ def test_catalog_site_in_headless_chromium(site):
                              "Examples per class", "Cleaning report", "duplicate_image: 1",
                              "not_an_image: 1", "Leakage",
                              "1 test images have the same pixels as a train image (kept in test)",
+                             "Near copies and image quality",
+                             "Test images with a near copy in train: 1",
                              "1.1.0: More dogs.", "1.0.0: First release.",
                              'tfds.load(\'page_pets/default\', split="train"'):
                 assert expected in text, expected

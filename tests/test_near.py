@@ -103,7 +103,7 @@ def plan_of(split: str, pictures: list, labels: list) -> SplitPlan:
                for n, (label, one) in enumerate(zip(labels, facts))]
     return SplitPlan(dataset="toy", split=split, work=[records], read=lambda item: item,
                      to_example=lambda r: (r.where, {"label": r.label}),
-                     facts=lambda r: (r.facts, r.label), in_processes=False)
+                     facts=lambda r: (r.facts, r.label, r.where), in_processes=False)
 
 
 def build(drop: bool) -> tuple[NearShare, dict]:
@@ -137,8 +137,18 @@ def test_report_counts_exactly_and_drop_option_drops():
                                              "very_dark": 1}
     assert reports["test"][1] == 12
 
+    # Where the listed examples are stored (TFDS orders them by key hash).
+    assert set(leak["stored_index"]["test"]) == {f"test:{n}" for n in range(6)}
+    assert sorted(leak["stored_index"]["test"].values()) == sorted(
+        set(leak["stored_index"]["test"].values()))
+    assert all(0 <= index < 12 for index in leak["stored_index"]["test"].values())
+    assert all(0 <= index < 21 for index in leak["stored_index"]["train"].values())
+    assert set(train["stored_index"]) == {"train:0", "train:20"}
+
     dropped, reports = build(drop=True)
-    assert dropped.leak == {**leak, "dropped_from_test": True}
+    assert dropped.leak["stored_index"]["test"] == {}  # dropped: not stored
+    assert dropped.leak == {**leak, "dropped_from_test": True,
+                            "stored_index": {"test": {}, "train": leak["stored_index"]["train"]}}
     report, kept = reports["test"]
     assert (report["records"], kept, report["drops"]) == (12, 6, {"near_leaked_from_train": 6})
     assert report["examples"]["near_leaked_from_train"][0] == "test:0"

@@ -6,6 +6,7 @@ label apart), and the configs that drop near leakage drop exactly those."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 tfds = pytest.importorskip("tensorflow_datasets")
@@ -76,3 +77,24 @@ def test_the_report_counts_the_planted_near_copies_exactly(near_builds, replica_
     assert report["drops"].get("near_leaked_from_train", 0) == (9 if dropping else 0)
     assert report["kept"] == report["records"] - (9 if dropping else 0)
     assert near_builds[name].info.splits["test"].num_examples == report["kept"]
+
+
+def test_stored_index_finds_each_listed_image_in_the_built_split(near_builds, replica_dir):
+    """The report says where each listed image is stored: the example there
+    has the pixels of the zip member it names."""
+    import zipfile
+
+    from sign_datasets.core.images import decode_image
+
+    builder = near_builds["sign_language_img/28x28_no_near_leakage"]
+    quality = builder.info.metadata["quality"]
+    stored = dict(quality["splits"]["train"]["stored_index"])
+    stored.update(quality["near_leaked_from_train"]["stored_index"]["train"])
+    assert quality["near_leaked_from_train"]["stored_index"]["test"] == {}  # dropped
+    assert len(stored) >= 12
+    with zipfile.ZipFile(replica_dir / "sign-language-img.zip") as archive:
+        for where, index in sorted(stored.items()):
+            (example,) = tfds.as_numpy(builder.as_dataset(split=f"train[{index}:{index + 1}]"))
+            member = where.removeprefix("sign-language-img.zip/")
+            expected = decode_image(archive.read(member), "L")
+            assert np.array_equal(example["image"], expected), where

@@ -231,6 +231,36 @@ def leakage_section(leakage: dict | None) -> str:
             f"train image ({verb}).</p>" + (f"<ul>{items}</ul>" if items else ""))
 
 
+def quality_section(builder, quality: dict | None, out: Path, name: str) -> list[str]:
+    """Near copies and flagged images per split, test's near copies in train,
+    and the first pairs side by side."""
+    if not quality:
+        return []
+    rows = [[_e(split), str(r["images"]), str(r["near_pairs"]), str(r["near_groups"]),
+             str(r["different_labels"]),
+             _e(", ".join(f"{flag}={count}" for flag, count in r["flags"].items()) or "-")]
+            for split, r in sorted(quality["splits"].items(), key=lambda item: item[0] != "train")]
+    body = [f"<h2>Near copies and image quality</h2><p>Perceptual hash {_e(quality['hash'])}; "
+            f"near means at most {_e(quality['distance'])} bits apart.</p>",
+            _table(["split", "images", "near pairs", "near groups", "pairs with different labels",
+                    "flagged"], rows, numeric={1, 2, 3, 4})]
+    leak = quality.get("near_leaked_from_train")
+    if leak:
+        body.append(f"<p>Test images with a near copy in train: <strong>{leak['count']}</strong>"
+                    f" ({leak['different_labels']} with a different label), "
+                    f"{'dropped' if leak['dropped_from_test'] else 'kept'}.</p>")
+    channels = quality.get("train_channels")
+    if channels and channels.get("mean"):
+        body.append(f"<p>Train pixels per channel: mean {_e(channels['mean'])}, "
+                    f"standard deviation {_e(channels['std'])}.</p>")
+    picture = visualize.near_pairs_picture(builder, quality,
+                                           out / "img" / (page_name(name)[:-5] + "-near.png"))
+    if picture is not None:
+        body.append(f'<img class="grid" src="img/{_e(picture.name)}" alt="the first near '
+                    f'copies of {_e(name)}, side by side">')
+    return body
+
+
 def about_section(info) -> list[str]:
     """Homepage, license and citation, each as the plain text it is."""
     parts = []
@@ -351,6 +381,7 @@ def dataset_page(name: str, out: Path, data_dir: str | None) -> dict:
                  f'({_e(split)}) with their labels">']
         body += ["<h2>Cleaning report</h2>", cleaning_section(metadata.get("cleaning", {}))]
         body.append(leakage_section(metadata.get("leakage")))
+        body += quality_section(builder, metadata.get("quality"), out, name)
         section, head = croissant_section(builder, name, out)
         body += section
     body += release_notes_section(builder.release_notes)

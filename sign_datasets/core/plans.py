@@ -76,8 +76,10 @@ class SplitPlan:
     # of its own: the local runner then reads in this process, since forked
     # workers would add nothing and would inherit every open socket.
     in_processes: bool = True
-    # (ImageFacts, label index) of a kept record, computed where it was
-    # decoded (a worker); None for plans without images to judge.
+    # (ImageFacts, label index, example key) of a kept record, the facts
+    # computed where it was decoded (a worker); None for plans without images
+    # to judge. The key places the example in the stored split (the report
+    # names where its listed images are stored).
     facts: Callable[[Any], tuple] | None = None
 
 
@@ -91,6 +93,7 @@ class NearShare:
     train: Any = None          # quality.SplitImages of train, once read
     splits: dict = dataclasses.field(default_factory=dict)
     leak: dict | None = None
+    tally: Any = None          # quality.LeakTally of test, once read
     train_channels: dict | None = None
 
 

@@ -10,6 +10,7 @@ sorts them by position (see DESIGN.md, "Near copies").
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
 
@@ -30,17 +31,21 @@ class SplitImages:
     wheres: list = dataclasses.field(default_factory=list)
     labels: list = dataclasses.field(default_factory=list)
     hashes: list = dataclasses.field(default_factory=list)
+    # Each example's place in TFDS's stored order (its key's salted hash).
+    orders: list = dataclasses.field(default_factory=list)
     flagged: dict = dataclasses.field(default_factory=dict)
     flag_counts: dict = dataclasses.field(default_factory=dict)
     sums: list | None = None
     squares: list | None = None
     pixels: int = 0
 
-    def add(self, position: int, where: str, label: int, facts: near.ImageFacts) -> None:
+    def add(self, position: int, where: str, label: int, facts: near.ImageFacts,
+            order: int = 0) -> None:
         self.positions.append(position)
         self.wheres.append(where)
         self.labels.append(int(label))
         self.hashes.append(facts.hashes)
+        self.orders.append(order)
         for flag in facts.flags():
             self.flag_counts[flag] = self.flag_counts.get(flag, 0) + 1
             listed = self.flagged.setdefault(flag, [])
@@ -56,6 +61,16 @@ class SplitImages:
         if not self.hashes:
             return np.zeros((0, 1 + len(near.SHIFTS)), dtype=np.uint64)
         return np.array(self.hashes, dtype=np.uint64)
+
+    def stored_indices(self, wheres) -> dict[str, int]:
+        """{where: index of its example in the stored split} of these images:
+        TFDS writes a split's examples sorted by their keys' hashes."""
+        needed = set(wheres)
+        if not needed:
+            return {}
+        ranked = sorted(self.orders)
+        return {where: bisect.bisect_left(ranked, order)
+                for where, order in zip(self.wheres, self.orders) if where in needed}
 
     def channels(self) -> dict:
         """Per-channel mean and standard deviation over every pixel (0..255)."""
@@ -112,15 +127,20 @@ def split_report(images: SplitImages, distance: int) -> dict:
         same.add(i[~differ], j[~differ], bits[~differ])
         different.add(i[differ], j[differ], bits[differ])
     found, grouped, listed = _groups(groups)
+    first_groups = [[images.wheres[x] for x in group] for group in listed]
+    first_pairs, first_different = same.listed(images), different.listed(images)
+    shown = [where for group in first_groups for where in group]
+    shown += [where for pair in first_pairs + first_different for where in pair[:2]]
     return {
         "images": count,
         "near_pairs": pairs,
         "near_groups": found,
         "in_near_groups": grouped,
-        "first_groups": [[images.wheres[x] for x in group] for group in listed],
-        "first_pairs": same.listed(images),
+        "first_groups": first_groups,
+        "first_pairs": first_pairs,
         "different_labels": differing,
-        "first_different_labels": different.listed(images),
+        "first_different_labels": first_different,
+        "stored_index": images.stored_indices(shown),
         "flags": dict(sorted(images.flag_counts.items())),
         "flag_examples": {flag: list(where) for flag, where in sorted(images.flagged.items())},
     }
@@ -160,6 +180,12 @@ class LeakTally:
                 self.first_different_labels.append(pair)
         elif len(self.first_pairs) < MAX_LISTED:
             self.first_pairs.append(pair)
+
+    def stored_index(self, test: SplitImages, train: SplitImages) -> dict:
+        """Where the listed pairs' examples are stored: test's only if kept."""
+        pairs = self.first_pairs + self.first_different_labels
+        return {"test": test.stored_indices(pair[0] for pair in pairs),
+                "train": train.stored_indices(pair[1] for pair in pairs)}
 
     def to_dict(self, dropped: bool) -> dict:
         return {"count": self.count, "dropped_from_test": dropped,

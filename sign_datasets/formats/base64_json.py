@@ -353,8 +353,9 @@ def sign_example(record) -> tuple[int, dict]:
 
 
 def record_facts(record, to_example) -> tuple:
-    """(facts, label index) of a kept record, its label as the example stores it."""
-    return record.facts, to_example(record)[1]["label"]
+    """(facts, label index, key) of a kept record, as the example stores them."""
+    key, example = to_example(record)
+    return record.facts, example["label"], key
 
 
 def was_resized(record) -> bool:

@@ -288,8 +288,9 @@ def source_keyed_example(row: CheckedRow, label_map: dict[int, int]) -> tuple[st
 
 
 def row_facts(row: CheckedRow, to_example) -> tuple:
-    """(facts, label index) of a kept row, its label as the example stores it."""
-    return row.facts, to_example(row)[1]["label"]
+    """(facts, label index, key) of a kept row, as the example stores them."""
+    key, example = to_example(row)
+    return row.facts, example["label"], key
 
 
 def repeat_content(row: CheckedRow) -> bytes:

@@ -262,7 +262,7 @@ def image_digest(image: FolderImage) -> bytes:
 
 
 def image_facts(image: FolderImage) -> tuple:
-    return image.facts, image.label
+    return image.facts, image.label, image.key
 
 
 def plan(dataset: str, archive: FolderArchive, split: str, spec: DecodeSpec,

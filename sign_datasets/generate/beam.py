@@ -30,8 +30,10 @@ from typing import Any
 import tensorflow_datasets as tfds
 from etils import epath
 
+from sign_datasets.core import near
 from sign_datasets.core.cleaning import MAX_EXAMPLES_PER_REASON, Dropped, SplitReport
 from sign_datasets.core.plans import MAX_LEAKAGE_EXAMPLES, SplitPlan
+from sign_datasets.generate import local
 
 INSTALL_HINT = "pip install 'sign-datasets[beam]'"
 
@@ -225,6 +227,34 @@ class _SummaryFn(beam.CombineFn):
         return {"report": report.to_dict(), "noted": acc["noted"], "leakage": leakage}
 
 
+def _facts_row(positioned: tuple[int, Any], facts, split: str) -> list:
+    """(position, where, label, ImageFacts, stored order) of a kept record, as JSON."""
+    position, record = positioned
+    found, label, key = facts(record)
+    return [position, record.where, int(label), list(found), str(local.stored_order(split, key))]
+
+
+def _write_facts(rows: list, path: str) -> str:
+    epath.Path(path).write_text(json.dumps(sorted(rows)))
+    return path
+
+
+def facts_path(summary_path: str) -> str:
+    return summary_path.removesuffix(".json") + ".facts.json"
+
+
+def read_facts(summary_path: str) -> list | None:
+    """The kept images' (position, where, label, ImageFacts, stored order) of
+    a finished split in position order, or None when the plan has no facts."""
+    path = epath.Path(facts_path(summary_path))
+    if not path.exists():
+        return None
+    return [(position, where, label, near.ImageFacts(tuple(found[0]), *found[1:5],
+                                                      tuple(found[5]), tuple(found[6]), found[7]),
+             int(order))
+            for position, where, label, found, order in json.loads(path.read_text())]
+
+
 def _write_summary(summary: dict, path: str) -> str:
     epath.Path(path).write_text(json.dumps(summary, sort_keys=True))
     return path
@@ -289,6 +319,14 @@ def CleanedSplit(root, plan: SplitPlan, summary_path: str):  # noqa: N802 - a PT
                              | "CheckLeakage" >> beam.FlatMap(_check_leaks, drop_leaks),
                              "Leakage")
         others.append(leaks)
+    if plan.facts is not None:
+        # The quality report is a pure function of these in position order
+        # (core/quality.py): collected here, computed by the launcher with
+        # the local runner's code, so both give the same bytes.
+        _ = (kept
+             | "Facts" >> beam.Map(_facts_row, plan.facts, plan.split)
+             | "AllFacts" >> beam.combiners.ToList()
+             | "WriteFacts" >> beam.Map(_write_facts, facts_path(summary_path)))
     accounted = ((*others, kept)
                  | "Outcomes" >> beam.Flatten()
                  | "Account" >> beam.Map(_account, plan.note))

@@ -232,6 +232,10 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _beam_examples(self, plan: SplitPlan):
         build = self._beam_build
+        if plan.split == "test" and plan.facts is not None and self.near_share().drop_from_test:
+            raise SourceError(f"{self.info.full_name}: dropping test images with a near copy in "
+                              "train is done by a local build only (the test split waits for "
+                              "all of train's hashes); build it without Beam options.")
         summary_path = os.fspath(build.summary_dir / f"{plan.split}.json")
         build.plans.append((plan, summary_path))
         return _beam_lib().CleanedSplit(plan, summary_path)
@@ -300,9 +304,23 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         # they give back (Beam's DaskRunner none at all).
         for plan, summary_path in build.plans:
             self._store_outcome(plan, *_beam_lib().split_outcome(plan, summary_path))
+        self._beam_quality(build.plans)
         for plan, _ in build.plans:
             if plan.check is not None:
                 plan.check(self.cleaning_report()[plan.split])
+
+    def _beam_quality(self, plans: list) -> None:
+        """The quality report of a Beam build, from the kept images' facts
+        its pipeline collected, computed as the local runner does (train
+        first, for test's near copies in train)."""
+        share = self.near_share()
+        for plan, summary_path in sorted(plans, key=lambda item: item[0].split != "train"):
+            rows = _beam_lib().read_facts(summary_path)
+            if rows is not None:
+                local.quality_of_rows(share, plan.split, rows)
+        if share.splits:
+            self.info.metadata["quality"] = quality.build_report(
+                share.splits, share.distance, share.leak, share.train_channels)
 
     def _beam_empty_split(self) -> Exception | None:
         """The clear error for a split that came out empty, if one did."""

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import itertools
 import os
 from typing import Any, Iterator
 
 import numpy as np
+from tensorflow_datasets.core import hashing
 
 from sign_datasets.core import quality
 from sign_datasets.core.cleaning import Dropped, DuplicateFilter, SourceError, SplitReport
@@ -142,8 +144,8 @@ def _near_screened(plan: SplitPlan, records: Iterator[tuple[int, Any]], report: 
     tally = quality.LeakTally()
     for batch in batched(records, NEAR_BATCH):
         probes = [plan.facts(record) for _, record in batch]
-        found = index.nearest(np.array([facts.hashes for facts, _ in probes], dtype=np.uint64))
-        for (position, record), (_, label), nearest in zip(batch, probes, found):
+        found = index.nearest(np.array([facts.hashes for facts, *_ in probes], dtype=np.uint64))
+        for (position, record), (_, label, _), nearest in zip(batch, probes, found):
             if nearest is not None:
                 tally.add(record.where, label, near.train, *nearest)
                 if near.drop_from_test:
@@ -151,6 +153,47 @@ def _near_screened(plan: SplitPlan, records: Iterator[tuple[int, Any]], report: 
                     continue
             yield position, record
     near.leak = tally.to_dict(near.drop_from_test)
+    near.tally = tally
+
+
+def stored_order(split: str, key) -> int:
+    """The hash by which TFDS's writer orders a split's examples (salted
+    with the split's name, ascending)."""
+    return _hasher(split).hash_key(key)
+
+
+@functools.lru_cache(maxsize=None)
+def _hasher(split: str) -> hashing.Hasher:
+    return hashing.Hasher(split)
+
+
+def quality_of_rows(near: NearShare, split: str, rows: list) -> None:
+    """A split's part of the quality report from its kept images' (position,
+    where, label, ImageFacts) in position order, as `examples` makes it
+    while reading (a Beam build collects the rows; nothing is dropped)."""
+    if split == "test" and near.train is not None:
+        index = quality.TrainIndex(near.train, near.distance)
+        tally = quality.LeakTally()
+        for batch in batched(rows, NEAR_BATCH):
+            found = index.nearest(np.array([row[3].hashes for row in batch], dtype=np.uint64))
+            for (_, where, label, _, _), nearest in zip(batch, found):
+                if nearest is not None:
+                    tally.add(where, label, near.train, *nearest)
+        near.leak = tally.to_dict(near.drop_from_test)
+        near.tally = tally
+    images = quality.SplitImages()
+    for position, where, label, facts, order in rows:
+        images.add(position, where, label, facts, order)
+    _split_done(near, split, images)
+
+
+def _split_done(near: NearShare, split: str, images: quality.SplitImages) -> None:
+    near.splits[split] = quality.split_report(images, near.distance)
+    if split == "test" and near.leak is not None and near.train is not None:
+        near.leak["stored_index"] = near.tally.stored_index(images, near.train)
+    if split == "train":
+        near.train = images
+        near.train_channels = images.channels()
 
 
 def examples(plan: SplitPlan, outcome: Outcome, workers: int | None = None,
@@ -170,14 +213,11 @@ def examples(plan: SplitPlan, outcome: Outcome, workers: int | None = None,
         if plan.note is not None and plan.note(record):
             outcome.noted += 1
         if images is not None:
-            facts, label = plan.facts(record)
-            images.add(position, record.where, label, facts)
+            facts, label, key = plan.facts(record)
+            images.add(position, record.where, label, facts, stored_order(plan.split, key))
         yield plan.to_example(record)
     report.check_balance()
     if leakage:
         outcome.leakage = leakage
     if images is not None:
-        near.splits[plan.split] = quality.split_report(images, near.distance)
-        if plan.split == "train":
-            near.train = images
-            near.train_channels = images.channels()
+        _split_done(near, plan.split, images)

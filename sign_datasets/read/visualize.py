@@ -91,6 +91,78 @@ def _draw_grid(examples, names: list[str], rows: int, cols: int, title: str):
     return figure
 
 
+# --- near copies side by side ------------------------------------------------------
+
+MAX_NEAR_ROWS = 8  # pairs drawn on a page: the first of each kind the report lists
+
+
+def near_pairs(quality: dict) -> list[dict]:
+    """The pairs the report lists, first of each kind, with where each side's
+    example is stored ({"title", "sides": [(split, where, index or None)], "bits"})."""
+    rows = []
+    for split, report in sorted(quality.get("splits", {}).items(), key=lambda item: item[0] != "train"):
+        stored = report.get("stored_index", {})
+        for kind, title in (("first_pairs", "near copies"), ("first_different_labels",
+                                                             "near copies, labels differ")):
+            for a, b, bits in report.get(kind, [])[:2]:
+                rows.append({"title": f"{split}: {title}", "bits": bits,
+                             "sides": [(split, a, stored.get(a)), (split, b, stored.get(b))]})
+    leak = quality.get("near_leaked_from_train") or {}
+    stored = leak.get("stored_index", {})
+    for kind, title in (("first_pairs", "test image with a near copy in train"),
+                        ("first_different_labels", "test and train near, labels differ")):
+        for test, train, bits in leak.get(kind, [])[:3]:
+            rows.append({"title": title, "bits": bits,
+                         "sides": [("test", test, stored.get("test", {}).get(test)),
+                                   ("train", train, stored.get("train", {}).get(train))]})
+    return rows[:MAX_NEAR_ROWS]
+
+
+def _tail(where: str, limit: int = 26) -> str:
+    """The end of a record's place that fits a caption: Test/B/0006.jpg."""
+    parts = where.split("/")
+    tail = parts.pop()
+    while parts and len(parts[-1]) + len(tail) < limit:
+        tail = f"{parts.pop()}/{tail}"
+    return short(tail, limit)
+
+
+def near_pairs_picture(builder, quality: dict, out: Path | str) -> Path | None:
+    """Writes a PNG of the report's first near pairs side by side (an example
+    dropped from the build is named, not drawn); None when none is listed."""
+    rows = near_pairs(quality)
+    if not rows:
+        return None
+    plt = _pyplot()
+    names = builder.info.features["label"].names
+    out = Path(out)
+    with plain_text():
+        figure, axes = plt.subplots(len(rows), 2, figsize=(6.4, 2.5 * len(rows)), squeeze=False)
+        for row, pair in zip(axes, rows):
+            for axis, (split, where, index) in zip(row, pair["sides"]):
+                axis.axis("off")
+                caption = _tail(where)
+                if index is None:
+                    axis.text(0.5, 0.5, f"{caption}\n(dropped)", ha="center", va="center",
+                              fontsize=9, parse_math=False)
+                    continue
+                (example,) = tfds.as_numpy(builder.as_dataset(split=f"{split}[{index}:{index + 1}]"))
+                image = example["image"]
+                axis.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray",
+                            vmin=0, vmax=255)
+                axis.set_title(f"{split} {caption}\n{short(names[int(example['label'])])}",
+                               fontsize=9, parse_math=False)
+            row[0].text(1.05, 1.45, f"{pair['title']}: {pair['bits']} bits apart",
+                        transform=row[0].transAxes, ha="center", fontsize=10, parse_math=False)
+        figure.tight_layout()
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            figure.savefig(out, dpi=100)
+        finally:
+            plt.close(figure)
+    return out
+
+
 # --- tfds.show_examples for raw pixels --------------------------------------------
 
 def raw_image_keys(info) -> list[str]:
