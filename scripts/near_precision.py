@@ -5,9 +5,9 @@ distance, and compared with the plants in replica-manifest.json.
 
     python scripts/near_precision.py --replica DIR   # a replica of any scale
 
-The replica draws every unplanted image more than REJECT_DISTANCE (6) bits
-from the others, so up to 6 bits a found pair that was not planted would be
-the search's error; past 6 the unplanted pairs are chance look-alikes of
+The replica draws every unplanted image more than REJECT_DISTANCE (4) bits
+from the others, so up to 4 bits a found pair that was not planted would be
+the search's error; past 4 the unplanted pairs are chance look-alikes of
 the synthetic drawings.
 """
 

@@ -94,6 +94,7 @@ class NearShare:
     splits: dict = dataclasses.field(default_factory=dict)
     leak: dict | None = None
     tally: Any = None          # quality.LeakTally of test, once read
+    beam_train: Any = None     # train's facts rows in a Beam pipeline (generate.beam)
     train_channels: dict | None = None
 
 

@@ -111,15 +111,18 @@ class _FirstPairs:
                  int(bits)] for key, bits in zip(self.keys, self.bits)]
 
 
-def split_report(images: SplitImages, distance: int) -> dict:
+def split_report(images: SplitImages, distance: int, pieces=None) -> dict:
     """Near copies within the split and its flagged images. Pairs are
-    counted and grouped as the index hands them on, never all held."""
+    counted and grouped as the index hands them on, never all held;
+    `pieces` are pairs found elsewhere (a Beam search), in the same form."""
     count = len(images.wheres)
     labels = np.array(images.labels, dtype=np.int64)
     groups = near_index.Components(count)
     same, different = _FirstPairs(count), _FirstPairs(count)
     pairs = differing = 0
-    for i, j, bits in near_index.pair_pieces(images.hash_matrix(), distance):
+    if pieces is None:
+        pieces = near_index.pair_pieces(images.hash_matrix(), distance)
+    for i, j, bits in pieces:
         groups.join(i, j)
         differ = labels[i] != labels[j]
         pairs += len(i)

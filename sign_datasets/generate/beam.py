@@ -32,8 +32,8 @@ from etils import epath
 
 from sign_datasets.core import near
 from sign_datasets.core.cleaning import MAX_EXAMPLES_PER_REASON, Dropped, SplitReport
-from sign_datasets.core.plans import MAX_LEAKAGE_EXAMPLES, SplitPlan
-from sign_datasets.generate import local
+from sign_datasets.core.plans import MAX_LEAKAGE_EXAMPLES, NearShare, SplitPlan
+from sign_datasets.generate import beam_near, local
 
 INSTALL_HINT = "pip install 'sign-datasets[beam]'"
 
@@ -290,9 +290,10 @@ def _train_digests(root, plan: SplitPlan):
 
 
 @beam.ptransform_fn
-def CleanedSplit(root, plan: SplitPlan, summary_path: str):  # noqa: N802 - a PTransform
+def CleanedSplit(root, plan: SplitPlan, summary_path: str, near: NearShare | None = None):  # noqa: N802
     """(key, example) of the kept records; the split's summary is written to
-    `summary_path` (a file the launcher reads once the pipeline is done)."""
+    `summary_path` (a file the launcher reads once the pipeline is done), and
+    with `near` the quality report's facts and near pairs beside it."""
     work = list(plan.work)
     kept, rest = _records(root, plan, "", work)
     others = [rest]
@@ -323,10 +324,17 @@ def CleanedSplit(root, plan: SplitPlan, summary_path: str):  # noqa: N802 - a PT
         # The quality report is a pure function of these in position order
         # (core/quality.py): collected here, computed by the launcher with
         # the local runner's code, so both give the same bytes.
-        _ = (kept
-             | "Facts" >> beam.Map(_facts_row, plan.facts, plan.split)
+        rows = kept | "Facts" >> beam.Map(_facts_row, plan.facts, plan.split)
+        _ = (rows
              | "AllFacts" >> beam.combiners.ToList()
              | "WriteFacts" >> beam.Map(_write_facts, facts_path(summary_path)))
+        if near is not None:
+            train = near.beam_train
+            if train is None or train.pipeline is not root.pipeline or plan.split != "test":
+                train = None
+            beam_near.search(rows, near.distance, summary_path, train)
+            if plan.split == "train":
+                near.beam_train = rows
     accounted = ((*others, kept)
                  | "Outcomes" >> beam.Flatten()
                  | "Account" >> beam.Map(_account, plan.note))

@@ -238,7 +238,7 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                               "all of train's hashes); build it without Beam options.")
         summary_path = os.fspath(build.summary_dir / f"{plan.split}.json")
         build.plans.append((plan, summary_path))
-        return _beam_lib().CleanedSplit(plan, summary_path)
+        return _beam_lib().CleanedSplit(plan, summary_path, self.near_share())
 
     def _store_outcome(self, plan: SplitPlan, report: SplitReport, noted: int,
                        leakage: dict | None) -> None:
@@ -317,7 +317,13 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         for plan, summary_path in sorted(plans, key=lambda item: item[0].split != "train"):
             rows = _beam_lib().read_facts(summary_path)
             if rows is not None:
-                local.quality_of_rows(share, plan.split, rows)
+                found = _beam_lib().beam_near
+                pairs = found.read_found(summary_path, "pairs")
+                if pairs is None:
+                    raise AssertionError(f"{self.info.full_name}: the {plan.split} split's near "
+                                         "pairs were not written by the pipeline")
+                local.quality_of_rows(share, plan.split, rows, pairs,
+                                      found.read_found(summary_path, "nearest"))
         if share.splits:
             self.info.metadata["quality"] = quality.build_report(
                 share.splits, share.distance, share.leak, share.train_channels)

@@ -11,7 +11,8 @@ just the last value, which should be connected to the full Bag Task Graph").
 A pipeline with several sinks is not one chain: a TFDS build writes each
 split's shards and split info, and ours each split's summary, on separate
 branches, so only part of the writes ran. This runner computes every leaf
-bag of the graph instead, and nothing else differs.
+bag of the graph instead, and closes the client it connected once the
+pipeline is done (Beam's stays connected); nothing else differs.
 
 Beam's runner makes each Create one Dask partition per 128 elements (or
 `dask_npartitions` of them), and every later step keeps that cut: a plan
@@ -69,8 +70,24 @@ class _EveryLeafVisitor(PipelineVisitor):
             self.bags[_EVERY_LEAF] = every_leaf(dict(self.bags))
 
 
+class _ClosingResult(dask_runner.DaskRunnerResult):
+    """Beam's result, closing the pipeline's client once the run is over:
+    Beam 2.78 leaves it connected (one per build, with its threads)."""
+
+    def wait_until_finish(self, duration=None) -> str:
+        try:
+            return super().wait_until_finish(duration)
+        finally:
+            self.client.close()
+
+
 class DaskRunner(dask_runner.DaskRunner):
-    """Beam's DaskRunner computing every leaf of the graph, not only the last."""
+    """Beam's DaskRunner computing every leaf of the graph, not only the last,
+    and closing its client when the pipeline is done."""
+
+    def run_pipeline(self, pipeline, options):
+        result = super().run_pipeline(pipeline, options)
+        return _ClosingResult(result.client, result.futures)
 
     @staticmethod
     def to_dask_bag_visitor(bag_kwargs=None, lazy_side_inputs: bool = False) -> PipelineVisitor:

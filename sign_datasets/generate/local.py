@@ -167,28 +167,45 @@ def _hasher(split: str) -> hashing.Hasher:
     return hashing.Hasher(split)
 
 
-def quality_of_rows(near: NearShare, split: str, rows: list) -> None:
+def quality_of_rows(near: NearShare, split: str, rows: list, pairs: list | None = None,
+                    nearest: list | None = None) -> None:
     """A split's part of the quality report from its kept images' (position,
-    where, label, ImageFacts) in position order, as `examples` makes it
-    while reading (a Beam build collects the rows; nothing is dropped)."""
+    where, label, ImageFacts, stored order) in position order, as `examples`
+    makes it while reading. A Beam build collects the rows and finds the
+    near pairs ([earlier, later, bits] by position) and each test image's
+    nearest train image ([test position, bits, train position]) itself."""
     if split == "test" and near.train is not None:
-        index = quality.TrainIndex(near.train, near.distance)
-        tally = quality.LeakTally()
-        for batch in batched(rows, NEAR_BATCH):
-            found = index.nearest(np.array([row[3].hashes for row in batch], dtype=np.uint64))
-            for (_, where, label, _, _), nearest in zip(batch, found):
-                if nearest is not None:
-                    tally.add(where, label, near.train, *nearest)
+        near.tally = tally = quality.LeakTally()
+        if nearest is not None:
+            index_of = {position: k for k, position in enumerate(near.train.positions)}
+            found = {test: (bits, train) for test, bits, train in nearest}
+            for position, where, label, _, _ in rows:
+                if position in found:
+                    bits, train = found[position]
+                    tally.add(where, label, near.train, index_of[train], bits)
+        else:
+            index = quality.TrainIndex(near.train, near.distance)
+            for batch in batched(rows, NEAR_BATCH):
+                hashes = np.array([row[3].hashes for row in batch], dtype=np.uint64)
+                for (_, where, label, _, _), hit in zip(batch, index.nearest(hashes)):
+                    if hit is not None:
+                        tally.add(where, label, near.train, *hit)
         near.leak = tally.to_dict(near.drop_from_test)
-        near.tally = tally
     images = quality.SplitImages()
     for position, where, label, facts, order in rows:
         images.add(position, where, label, facts, order)
-    _split_done(near, split, images)
+    pieces = None
+    if pairs is not None:
+        index_of = {position: k for k, position in enumerate(images.positions)}
+        found = np.array([[index_of[a], index_of[b], bits] for a, b, bits in pairs],
+                         dtype=np.int64).reshape(-1, 3)
+        pieces = [(found[:, 0], found[:, 1], found[:, 2])] if len(found) else []
+    _split_done(near, split, images, pieces)
 
 
-def _split_done(near: NearShare, split: str, images: quality.SplitImages) -> None:
-    near.splits[split] = quality.split_report(images, near.distance)
+def _split_done(near: NearShare, split: str, images: quality.SplitImages,
+                pieces: list | None = None) -> None:
+    near.splits[split] = quality.split_report(images, near.distance, pieces)
     if split == "test" and near.leak is not None and near.train is not None:
         near.leak["stored_index"] = near.tally.stored_index(images, near.train)
     if split == "train":

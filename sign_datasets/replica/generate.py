@@ -75,20 +75,21 @@ def _distinct_at(classes: np.ndarray, rows: tuple[int, ...]) -> None:
 
 
 def _sign_csv_splits(seed: int, n_train: int, n_test: int) -> tuple[dict, dict, list]:
-    """(labels, images, plants) of the train and test CSVs: class indices and
+    """(labels, images, plants, chance near pairs left) of the train and test CSVs: class indices and
     uint8 (n, 28, 28) samples, no two near copies but the planted ones. The
     dirty copy's special rows keep pairwise different classes and are never
     planted or copied (so both train files hold the same near copies)."""
     labels = {"train": _csv_labels(seed, "sign_mnist_train", n_train),
               "test": _csv_labels(seed, "sign_mnist_test", n_test)}
     _distinct_at(labels["train"], FWEFEW_ROWS)
-    both = near_copies.near_free(np.concatenate([labels["train"], labels["test"]]),
-                                 seeded_rng(seed, "sign_mnist", "pixels"), near_copies.as_pixels)
+    both, chance = near_copies.near_free(np.concatenate([labels["train"], labels["test"]]),
+                                         seeded_rng(seed, "sign_mnist", "pixels"),
+                                         near_copies.as_pixels)
     images = {"train": both[:n_train], "test": both[n_train:]}
     protected = {FIRST_ZERO_ROW, *REPEATED_ZERO_ROWS, *FWEFEW_ROWS}
     plants = near_copies.plant(images, labels, seeded_rng(seed, "sign_mnist", "near copies"),
                                near_copies.as_pixels, protected)
-    return labels, images, plants
+    return labels, images, plants, chance
 
 
 def _sign_csv_rows(labels: np.ndarray, images: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
@@ -171,7 +172,7 @@ def _write_databases_zip(dest: Path, scale: float, seed: int, progress: bool) ->
         json_lines = _json_lines(scale)
         zw.write("sign_mnist_json/data.json", json_lines)
         facts["sign_mnist_json"] = {"lines": json_lines.count(b"\n")}
-        labels, images, plants = _sign_csv_splits(seed, n_train, n_test)
+        labels, images, plants, chance = _sign_csv_splits(seed, n_train, n_test)
         facts["sign_mnist_test.csv"] = _write_sign_csv(
             zw, "sign_mnist_test/sign_mnist_test.csv", _sign_csv_rows(labels["test"], images["test"]),
             n_test, False, bar,
@@ -183,6 +184,7 @@ def _write_databases_zip(dest: Path, scale: float, seed: int, progress: bool) ->
             )
         # Data rows (0-based, header not counted) of the train CSVs and the test CSV.
         facts["sign_mnist_near_copies"] = [plant.to_dict() for plant in plants]
+        facts["sign_mnist_chance_near_pairs"] = chance
         facts["members"] = list(zw.members)
     facts.update(file_facts(final))
     return facts
@@ -217,8 +219,8 @@ def _sign_folder_set(seed: int, counts: dict) -> tuple[dict, list]:
     labels = {split.lower(): np.array([ci for ci, _ in members[split]], dtype=np.int64)
               for split in SPLITS}
     seen = near_copies.jpeg_round_trip(_SIGN_JPEG_QUALITY)
-    both = near_copies.near_free(np.concatenate([labels["train"], labels["test"]]),
-                                 seeded_rng(seed, SIGN_IMG_ZIP, "pixels"), seen)
+    both, chance = near_copies.near_free(np.concatenate([labels["train"], labels["test"]]),
+                                         seeded_rng(seed, SIGN_IMG_ZIP, "pixels"), seen)
     images = {"train": both[:len(labels["train"])], "test": both[len(labels["train"]):]}
     plants = near_copies.plant(images, labels, seeded_rng(seed, SIGN_IMG_ZIP, "near copies"), seen)
     made: dict = {}
@@ -231,7 +233,7 @@ def _sign_folder_set(seed: int, counts: dict) -> tuple[dict, list]:
         return _member_name(split, classes[ci], number, counts[split][classes[ci]])
     facts = [{"member": name(plant.split.title(), plant.index), "source": name("Train", plant.source),
               "kind": plant.kind, "same_label": plant.same_label} for plant in plants]
-    return made, facts
+    return made, {"near_copies": facts, "chance_near_pairs": chance}
 
 
 def _per_image(make: Callable[[int, np.random.Generator], bytes], object_name: str):
@@ -291,7 +293,7 @@ def _write_image_folder_zip(dest: Path, object_name: str, scale: float, seed: in
     facts["classes"] = list(classes)
     facts["image"] = image_facts
     if planted is not None:
-        facts["near_copies"] = planted
+        facts.update(planted)
     facts.update(file_facts(final))
     return facts
 
