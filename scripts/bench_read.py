@@ -24,6 +24,7 @@ and its chart docs/bench_read.png.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import os
 import shutil
@@ -60,10 +61,15 @@ def png_variant_class():
         def _features(self):
             return sign_features(storage=ENCODED_IMAGE)
 
-        def _generate_examples(self, archive, member, split):
-            # Encoded here rather than in the workers: the build is not timed.
-            for key, example in super()._generate_examples(archive, member, split):
-                yield key, {**example, "image": encode_png(example["image"])}
+        def _generate_examples(self, plan):
+            # Encoded in the build process rather than the workers: the build
+            # is not timed.
+            to_example = plan.to_example
+
+            def png_example(record):
+                key, example = to_example(record)
+                return key, {**example, "image": encode_png(example["image"])}
+            return super()._generate_examples(dataclasses.replace(plan, to_example=png_example))
 
     return SignMnistCsvPng
 
@@ -121,9 +127,9 @@ def bench_sign_mnist(builders: dict, rounds: int) -> dict:
     from sign_datasets.read.pipeline import pipeline
 
     raw, png, array_record = builders["raw"], builders["png"], builders["array_record"]
-    batches = list(pipeline(raw, "train", batch_size=4096, shuffle=False).as_numpy_iterator())
-    images = np.concatenate([b[0] for b in batches])
-    labels = np.concatenate([b[1] for b in batches])
+    loaded = list(pipeline(raw, "train", batch_size=4096, shuffle=False).as_numpy_iterator())
+    images = np.concatenate([b[0] for b in loaded])
+    labels = np.concatenate([b[1] for b in loaded])
     png_examples = Counter((int(label), image.tobytes()) for images_, labels_ in
                            pipeline(png, "train", batch_size=4096, shuffle=False).as_numpy_iterator()
                            for image, label in zip(images_, labels_))

@@ -162,13 +162,23 @@ def _entropies(counts: np.ndarray, pixels: int) -> np.ndarray:
 _LEVELS = np.arange(256, dtype=np.int64)
 
 
+# Above this many pixels an image is first resized to the hash's 32x32 (one
+# cv2 call), and its sums and extremes come from reductions, not histograms
+# of every channel: per-image facts of a 124x124 RGB picture went from about
+# 0.49 ms to 0.17 ms (docs/BENCHMARKS.md, "Quality checks").
+SMALL_PIXELS = 64 * 64
+
+
 def _facts_of_stack(stack: np.ndarray) -> list[ImageFacts]:
     """ImageFacts of (N, H, W, C) uint8 images of one shape, computed
-    together; sums and extremes come from per-channel histograms."""
+    together; for small images sums and extremes come from per-channel
+    histograms."""
     greys = _greys(stack)
-    hashes = _probe_hashes(greys).tolist()
     flat = stack.reshape(len(stack), -1, stack.shape[-1])
     pixels = flat.shape[1]
+    if pixels > SMALL_PIXELS:
+        return _facts_of_large(stack, greys, flat)
+    hashes = _probe_hashes(greys).tolist()
     counts = _histograms(flat)
     sums, squares = counts @ _LEVELS, counts @ (_LEVELS * _LEVELS)
     means = (sums.sum(axis=1) / (pixels * flat.shape[2])).tolist()
@@ -182,6 +192,29 @@ def _facts_of_stack(stack: np.ndarray) -> list[ImageFacts]:
                        mean=round(means[k], 4), entropy=round(entropies[k], 4),
                        sums=tuple(sums[k]), squares=tuple(squares[k]), pixels=pixels)
             for k in range(len(stack))]
+
+
+def _facts_of_large(stack: np.ndarray, greys: np.ndarray, flat: np.ndarray) -> list[ImageFacts]:
+    """ImageFacts of large images: the hash and its shifted probes of the grey
+    image resized to 32x32, integer sums by reductions, entropy from the grey
+    histogram alone."""
+    small = np.stack([cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA) for grey in greys])
+    hashes = _probe_hashes(small).tolist()
+    count, pixels = len(stack), flat.shape[1]
+    # Channels first and contiguous: numpy reduces a trailing axis of 3 slowly.
+    channels = np.ascontiguousarray(flat.transpose(0, 2, 1))
+    sums = channels.sum(axis=2, dtype=np.int64)
+    levels = channels.astype(np.float64)  # exact: sums of squares stay below 2**53
+    squares = np.rint(np.einsum("ncp,ncp->nc", levels, levels)).astype(np.int64)
+    means = (sums.sum(axis=1) / (pixels * flat.shape[2])).tolist()
+    lows, highs = flat.min(axis=(1, 2)).tolist(), flat.max(axis=(1, 2)).tolist()
+    grey_counts = _histograms(greys.reshape(count, -1, 1))[:, 0]
+    entropies = _entropies(grey_counts, pixels).tolist()
+    sums, squares = sums.tolist(), squares.tolist()
+    return [ImageFacts(hashes=tuple(hashes[k]), low=lows[k], high=highs[k],
+                       mean=round(means[k], 4), entropy=round(entropies[k], 4),
+                       sums=tuple(sums[k]), squares=tuple(squares[k]), pixels=pixels)
+            for k in range(count)]
 
 
 def facts_of_batch(images: np.ndarray | list[np.ndarray]) -> list[ImageFacts]:
