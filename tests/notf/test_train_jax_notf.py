@@ -52,8 +52,8 @@ def sign_datasets(*args: str, keras_home: Path | None = None) -> subprocess.Comp
 
 def test_cnn_trains_on_jax_saves_and_loads_back(tmp_path):
     out = tmp_path / "run"
-    # Three epochs of batch 32 reach 0.85 to 0.92 test accuracy on the
-    # replica (seeds 0 to 2), as on TensorFlow (tests/test_models.py).
+    # Three epochs of batch 32 on the replica's 900 rows, each its own drawing
+    # of its letter: about 0.5 test accuracy, as on TensorFlow (tests/test_models.py).
     done = sign_datasets("train", NAME, "--model", "cnn", "--data-dir", DATA_DIR, "--epochs", "3",
                          "--batch-size", "32", "--out", str(out))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -85,7 +85,7 @@ def test_cnn_trains_on_jax_saves_and_loads_back(tmp_path):
     accuracy = float(np.mean(predicted == labels))
     assert len(labels) == 143
     assert accuracy == pytest.approx(metrics["evaluation"]["accuracy"])
-    assert accuracy > 0.5  # chance is 1/24
+    assert accuracy > 0.3  # chance is 1/24
     assert "tensorflow" not in sys.modules
 
 
