@@ -42,16 +42,19 @@ def short(text: str, limit: int = MAX_TITLE) -> str:
 def example_grid(name: str, data_dir: str | None = None, out: Path | str = "examples.png",
                  split: str = "train", rows: int = 4, cols: int = 8, seed: int = 0) -> Path:
     """Writes a PNG grid of examples with their class names and returns its path."""
-    plt = _pyplot()
-    out = Path(out)
     with plain_text():
-        figure = grid_figure(name, data_dir=data_dir, split=split, rows=rows, cols=cols,
-                             seed=seed)
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            figure.savefig(out, dpi=100)
-        finally:
-            plt.close(figure)
+        return _saved(grid_figure(name, data_dir=data_dir, split=split, rows=rows, cols=cols,
+                                  seed=seed), out)
+
+
+def _saved(figure, out: Path | str) -> Path:
+    """Writes the figure as a PNG (its folder made) and closes it."""
+    out = Path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(out, dpi=100)
+    finally:
+        _pyplot().close(figure)
     return out
 
 
@@ -135,7 +138,6 @@ def near_pairs_picture(builder, quality: dict, out: Path | str) -> Path | None:
         return None
     plt = _pyplot()
     names = builder.info.features["label"].names
-    out = Path(out)
     with plain_text():
         figure, axes = plt.subplots(len(rows), 2, figsize=(6.4, 2.5 * len(rows)), squeeze=False)
         for row, pair in zip(axes, rows):
@@ -155,12 +157,7 @@ def near_pairs_picture(builder, quality: dict, out: Path | str) -> Path | None:
             row[0].text(1.05, 1.45, f"{pair['title']}: {pair['bits']} bits apart",
                         transform=row[0].transAxes, ha="center", fontsize=10, parse_math=False)
         figure.tight_layout()
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            figure.savefig(out, dpi=100)
-        finally:
-            plt.close(figure)
-    return out
+        return _saved(figure, out)
 
 
 # --- tfds.show_examples for raw pixels --------------------------------------------
