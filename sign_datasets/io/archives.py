@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import io
 import os
 import struct
@@ -157,7 +156,7 @@ def open_directory(path: Path, source: str, limits: ArchiveLimits) -> list[zipfi
 _OPEN_ZIPS: dict[tuple[int, str], zipfile.ZipFile] = {}
 
 
-class _PositionalFile(io.RawIOBase):
+class _PositionalFile(guards.PositionedReader):
     """A read-only file that reads with os.pread at a position of its own and
     never moves the descriptor's offset, the one thing a forked process
     shares with its parent: a ZipFile on it, parsed once, can serve the build
@@ -192,23 +191,8 @@ class _PositionalFile(io.RawIOBase):
             raise ValueError(f"{self.name}: released")
         return self._fd
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos}.get(whence)
-        if base is None:
-            base = os.fstat(self.fileno()).st_size
-        if base + offset < 0:  # as a file would: zipfile expects OSError for a short file
-            raise OSError(errno.EINVAL, f"negative seek position {base + offset}")
-        self._pos = base + offset
-        return self._pos
+    def end(self) -> int:
+        return os.fstat(self.fileno()).st_size
 
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
@@ -227,7 +211,7 @@ def _identity(stat: os.stat_result) -> tuple[int, ...]:
     return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
-class _RemotePositionalFile(io.RawIOBase):
+class _RemotePositionalFile(guards.PositionedReader):
     """`_PositionalFile` of a source under a remote download dir (gs://):
     each process reads through a stream it opened itself
     (`guards.open_remote_source`), never one a parent opened before forking."""
@@ -254,21 +238,8 @@ class _RemotePositionalFile(io.RawIOBase):
         self.release()
         super().close()
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self.identity[0]}[whence]
-        if base + offset < 0:
-            raise OSError(errno.EINVAL, f"negative seek position {base + offset}")
-        self._pos = base + offset
-        return self._pos
+    def end(self) -> int:
+        return self.identity[0]
 
     def readinto(self, buffer) -> int:
         if self._source is None:

@@ -113,17 +113,14 @@ def pinned_remote(path):
     return path
 
 
-class RemoteSource(io.RawIOBase):
-    """A remote object, read (seekable, as zipfile needs) through
-    tf.io.gfile; never past the size it had when opened, so an object that
-    grows while it is read yields no more than was checked."""
+class PositionedReader(io.RawIOBase):
+    """A readable, seekable raw stream that keeps its own position; a
+    subclass says where its end is and reads at the position."""
 
-    def __init__(self, name: str, identity: tuple[int, int]):
-        super().__init__()
-        self.name, self.identity = name, identity
-        self.size = identity[0]
-        self._stream = remote_files.open_read(name)
-        self._pos = 0
+    _pos = 0
+
+    def end(self) -> int:
+        raise NotImplementedError
 
     def readable(self) -> bool:
         return True
@@ -135,11 +132,29 @@ class RemoteSource(io.RawIOBase):
         return self._pos
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self.size}[whence]
-        if base + offset < 0:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos}.get(whence)
+        if base is None:
+            base = self.end()
+        if base + offset < 0:  # as a file would: zipfile expects OSError for a short file
             raise OSError(errno.EINVAL, f"negative seek position {base + offset}")
         self._pos = base + offset
         return self._pos
+
+
+class RemoteSource(PositionedReader):
+    """A remote object, read (seekable, as zipfile needs) through
+    tf.io.gfile; never past the size it had when opened, so an object that
+    grows while it is read yields no more than was checked."""
+
+    def __init__(self, name: str, identity: tuple[int, int]):
+        super().__init__()
+        self.name, self.identity = name, identity
+        self.size = identity[0]
+        self._stream = remote_files.open_read(name)
+        self._pos = 0
+
+    def end(self) -> int:
+        return self.size
 
     def readinto(self, buffer) -> int:
         wanted = max(0, min(len(buffer), self.size - self._pos))
