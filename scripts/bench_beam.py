@@ -213,9 +213,10 @@ def format_section(command: str, scale: float, workers: int, results: list[dict]
     lines += [
         "",
         "Most of a build's tasks are Beam's and TFDS's, not the reading: Beam's DaskRunner "
-        "makes every GroupByKey a task-based shuffle, and computes each side input of "
-        "TFDS's writer again for every partition that reads it (a nested computation), so "
-        "the task count grows with the partitions squared. The scheduler's own cost (the "
+        "makes every GroupByKey a task-based shuffle of partitions x partitions pieces. "
+        "(sign_datasets.DaskRunner persists what several steps read, so a side input of "
+        "TFDS's writer is computed once, not again in every task that reads it.) "
+        "The scheduler's own cost (the "
         "no-op figure) is small beside that; a reading task should take seconds for a "
         "cluster to pay (`SIGN_DATASETS_BEAM_RANGE_BYTES`, a few `dask_npartitions`).",
         "",

@@ -36,9 +36,7 @@ COURSE = ["sign_mnist_csv/dirty", "sign_mnist_json", "sign_mnist_base64",
 # A CSV, image URLs in JSON lines and a zip of class folders, declared in a
 # team catalog (tests/test_beam_catalog.py).
 TEAM = ["beam_team_shapes", "beam_team_faces_urls", "beam_team_pets"]
-# Each plan's work in 2 tasks, so both workers read. (More cost more than
-# they bring here: TFDS's writer recomputes a side input per partition on
-# this runner.)
+# Each plan's work in 2 tasks, so both workers read.
 PARTITIONS = ",dask_npartitions=2"
 
 
@@ -140,6 +138,52 @@ def test_stock_runner_computes_only_the_last_bag(cluster, tmp_path):
     corrects); when this fails, Beam computes every leaf and the correction can go."""
     with pytest.raises(FileNotFoundError, match="split_info"):
         build_probe(cluster, STOCK_RUNNER, tmp_path)
+
+
+def _read_once(number: int, log: str) -> int:
+    """A step that notes each call in `log` (one line each, appended from
+    any worker process)."""
+    with open(log, "a", encoding="ascii") as out:
+        out.write(f"{number}\n")
+    return number
+
+
+def _with_sides(number: int, total: int, largest: int) -> str:
+    return f"{number} {total} {largest}"
+
+
+def side_input_pipeline(client, runner: str, root) -> tuple[list, list]:
+    """100 numbers read by a logged step, whose output is read as two side
+    inputs (as TFDS's writer reads its examples' size and largest key) and
+    as a main input: (the logged calls, the written lines)."""
+    import apache_beam as beam
+
+    log, out = root / "calls.log", root / "out"
+    options = beam_lib.pipeline_options(
+        f"runner={runner},dask_client_address={client.scheduler.address},dask_npartitions=4")
+    with beam.Pipeline(options=options) as pipeline:
+        numbers = (pipeline | beam.Create(list(range(100)))
+                   | beam.Map(_read_once, log=str(log)))
+        total = beam.pvalue.AsSingleton(numbers | "Sum" >> beam.CombineGlobally(sum))
+        largest = beam.pvalue.AsSingleton(numbers | "Max" >> beam.CombineGlobally(max))
+        (numbers | beam.Map(_with_sides, total=total, largest=largest)
+         | beam.io.WriteToText(str(out), shard_name_template=""))
+    return log.read_text().split(), out.read_text().split("\n")[:-1]
+
+
+def test_a_side_inputs_upstream_is_computed_once(cluster, tmp_path):
+    calls, lines = side_input_pipeline(cluster, RUNNER, tmp_path)
+    assert sorted(map(int, calls)) == list(range(100))
+    assert sorted(lines, key=lambda line: int(line.split()[0])) == \
+        [f"{n} 4950 99" for n in range(100)]
+
+
+def test_stock_runner_computes_a_side_inputs_upstream_per_reader(cluster, tmp_path):
+    """Beam's own DaskRunner computes a side input's whole upstream again in
+    every task that reads it (what sign_datasets.DaskRunner's persisting
+    avoids); when this fails, that part of the correction can go."""
+    calls, _ = side_input_pipeline(cluster, STOCK_RUNNER, tmp_path)
+    assert len(calls) > 100 and set(calls) == {str(n) for n in range(100)}
 
 
 def test_the_runner_is_resolved_lazily_from_the_package():
