@@ -5,6 +5,8 @@ copies are found with exact counts, and the drop option drops them counted."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 
 import cv2
 import numpy as np
@@ -120,6 +122,7 @@ def build(drop: bool) -> tuple[NearShare, dict]:
         outcome = local.Outcome(SplitReport())
         kept = list(local.examples(plan_of(split, pictures, labels), outcome, near=share))
         reports[split] = (outcome.report.to_dict(), len(kept))
+    local.finished_reports(share)  # each split's pairs are searched in the background
     return share, reports
 
 
@@ -172,3 +175,33 @@ def test_pairs_in_small_pieces_are_each_found_once(monkeypatch):
     found = [(a, b, d) for i, j, bits in pieces for a, b, d in zip(i.tolist(), j.tolist(), bits.tolist())]
     assert len(found) == len(set(found))
     assert set(found) == brute_pairs(hashes, 4)
+
+
+def test_the_background_search_gives_the_report_one_process_gives(monkeypatch):
+    """With several workers each split's pairs are searched by a forked
+    process while the build goes on; with one, in the build process."""
+    background, _ = build(drop=False)
+    monkeypatch.setenv("SIGN_DATASETS_WORKERS", "1")
+    inline, _ = build(drop=False)
+    assert not any(isinstance(report, local._PendingReport) for report in inline.splits.values())
+    assert background.splits == inline.splits and background.leak == inline.leak
+
+
+def test_a_killed_search_process_is_searched_again_here():
+    from concurrent.futures.process import BrokenProcessPool
+
+    # Enough images that the search is still running when its process is killed.
+    rng = np.random.default_rng(0)
+    hashes = rng.integers(0, 2**63, (40_000, 5), dtype=np.uint64).tolist()
+    hashes[-1][0] = hashes[0][0] ^ 0b101  # one near pair: 2 bits apart
+    images = quality.SplitImages()
+    for n, row in enumerate(hashes):
+        images.add(n, f"train:{n}", 0, near.ImageFacts(tuple(row), 0, 255, 128.0, 7.0,
+                                                       (100,), (10_000,), 784))
+    pending = local._PendingReport(images, near.DEFAULT_DISTANCE)
+    for process in list(pending.pool._processes.values()):  # the forked searcher
+        os.kill(process.pid, signal.SIGKILL)
+    report = pending.result()
+    assert isinstance(pending.future.exception(), BrokenProcessPool)
+    assert report == quality.split_report(images, near.DEFAULT_DISTANCE)
+    assert report["near_pairs"] == 1 and report["first_pairs"][0][:2] == ["train:0", "train:39999"]

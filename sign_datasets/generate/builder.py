@@ -219,9 +219,6 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         share = self.near_share()
         yield from local.examples(plan, outcome, near=share)
         self._store_outcome(plan, outcome.report, outcome.noted, outcome.leakage)
-        if share is not None and share.splits:
-            self.info.metadata["quality"] = quality.build_report(
-                share.splits, share.distance, share.leak, share.train_channels)
         empty = safety.no_records_error(self.info.full_name, plan.split, outcome.report)
         if empty is not None:
             # Raised once TFDS refuses the empty split (download_and_prepare),
@@ -262,7 +259,18 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _generate_splits(self, dl_manager, download_config):
         if download_config.beam_runner is None and download_config.beam_options is None:
-            return super()._generate_splits(dl_manager, download_config)
+            share = self.near_share()
+            try:
+                split_infos = super()._generate_splits(dl_manager, download_config)
+            except BaseException:
+                local.abandon_reports(share)
+                raise
+            # Each split's near pairs were searched in the background (local.py).
+            if share.splits:
+                self.info.metadata["quality"] = quality.build_report(
+                    local.finished_reports(share), share.distance, share.leak,
+                    share.train_channels)
+            return split_infos
         # Workers write each split's summary here; it must be a folder they
         # all reach, as the download dir is (gs:// on Dataflow).
         summary_dir = (epath.Path(os.fspath(dl_manager.download_dir)) / BEAM_SUMMARIES

@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import itertools
 import os
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Iterator
 
 import numpy as np
@@ -23,7 +24,8 @@ from tensorflow_datasets.core import hashing
 from sign_datasets.core import quality
 from sign_datasets.core.cleaning import Dropped, DuplicateFilter, SourceError, SplitReport
 from sign_datasets.core.plans import MAX_LEAKAGE_EXAMPLES, LeakageShare, NearShare, SplitPlan, batched
-from sign_datasets.io.parallel import long_lived_objects_frozen, ordered_map
+from sign_datasets.io.parallel import (default_workers, long_lived_objects_frozen,
+                                        ordered_map, worker_pool)
 
 # Test images are searched in train's index this many at a time (a search
 # per image would cost a numpy call per band value probed).
@@ -203,9 +205,61 @@ def quality_of_rows(near: NearShare, split: str, rows: list, pairs: list | None 
     _split_done(near, split, images, pieces)
 
 
+class _PendingReport:
+    """A split's near-pair report computed by a forked process while this one
+    goes on (TFDS writes the split's shards, the next split is read): the
+    search is the longest step that otherwise leaves every worker idle."""
+
+    def __init__(self, images: quality.SplitImages, distance: int):
+        self.token = next(_TOKENS)
+        self.images, self.distance = images, distance
+        _REPORTS[self.token] = images, distance  # before the pool forks
+        self.pool = worker_pool(1)
+        self.future = self.pool.submit(_report_of, self.token)
+
+    def result(self) -> dict:
+        try:
+            return self.future.result()
+        except BrokenProcessPool:  # the process died (killed): search here instead
+            return quality.split_report(self.images, self.distance)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        _REPORTS.pop(self.token, None)
+
+
+# Forked report processes find their split's images here by token.
+_REPORTS: dict[int, tuple] = {}
+
+
+def _report_of(token: int) -> dict:
+    images, distance = _REPORTS[token]
+    return quality.split_report(images, distance)
+
+
+def finished_reports(near: NearShare) -> dict:
+    """{split: report} of the build's splits, waiting for those still searched."""
+    for split, report in list(near.splits.items()):
+        if isinstance(report, _PendingReport):
+            near.splits[split] = report.result()
+    return near.splits
+
+
+def abandon_reports(near: NearShare) -> None:
+    """Stops the searches of a build that failed."""
+    for report in near.splits.values():
+        if isinstance(report, _PendingReport):
+            report.close()
+
+
 def _split_done(near: NearShare, split: str, images: quality.SplitImages,
-                pieces: list | None = None) -> None:
-    near.splits[split] = quality.split_report(images, near.distance, pieces)
+                pieces: list | None = None, background: bool = False) -> None:
+    if background:
+        near.splits[split] = _PendingReport(images, near.distance)
+    else:
+        near.splits[split] = quality.split_report(images, near.distance, pieces)
     if split == "test" and near.leak is not None and near.train is not None:
         near.leak["stored_index"] = near.tally.stored_index(images, near.train)
     if split == "train":
@@ -237,4 +291,5 @@ def examples(plan: SplitPlan, outcome: Outcome, workers: int | None = None,
     if leakage:
         outcome.leakage = leakage
     if images is not None:
-        _split_done(near, plan.split, images)
+        workers = default_workers() if workers is None else workers
+        _split_done(near, plan.split, images, background=workers > 1)
