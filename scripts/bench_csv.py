@@ -214,8 +214,9 @@ lines with at most 4 chunks in flight, and TFDS's shuffler is capped at
 grows with the rows is what a whole-split check must keep of each kept
 image: the repeat filter's 16-byte digest (about 70 bytes a row) and the
 quality report's hashes, place and stored order (about 1.4 KB a row as
-Python objects, +150 MB at 4x rows). Most of the main process's memory is
-TensorFlow. Peaks are VmHWM of the build process: ru_maxrss keeps the
+Python objects). The near-pair search over them runs in a forked process
+once a split is read, so its peak is in the workers' column. Most of the
+main process's memory is TensorFlow. Peaks are VmHWM of the build process: ru_maxrss keeps the
 parent's peak across exec, which made earlier figures read the benchmark
 script's own memory (a flat 1,108 MB, then 3,737 MB right after it wrote
 the 4x replica in-process).
