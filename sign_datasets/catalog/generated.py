@@ -55,8 +55,9 @@ class CatalogDataset:
     def config_name(self) -> str | None:
         return self.builder_config.name if self.builder_config else None
 
-    def fetch_source(self, dl_manager, source: Source) -> Path:
-        """The local file of one source, its sha256 checked if the entry gives one.
+    def fetch_source(self, dl_manager, source: Source) -> Path | str:
+        """The file of one source (a URL string under a remote download dir),
+        its sha256 checked if the entry gives one.
 
         A local file (a path, or an object under a folder source) is first
         resolved again and checked beneath the allowed roots: a symlink may
@@ -90,7 +91,7 @@ class CatalogDataset:
                     f"{source.sha256}" + ("; the download was removed" if removed else ""))
         return path
 
-    def download_object(self, dl_manager, name: str) -> Path:
+    def download_object(self, dl_manager, name: str) -> Path | str:
         for source in self.ENTRY.sources:
             if source.label == name:
                 return self.fetch_source(dl_manager, source)

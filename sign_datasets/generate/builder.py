@@ -177,10 +177,12 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     # --- sources -------------------------------------------------------------
 
-    def download_object(self, dl_manager: tfds.download.DownloadManager, name: str) -> Path:
-        """The local file of one bucket object: read in place from a local
-        source, else downloaded once into the download dir through the URL
-        policy (`downloads.download_source`; a later build sends no request)."""
+    def download_object(self, dl_manager: tfds.download.DownloadManager, name: str) -> Path | str:
+        """The file of one bucket object: read in place from a local source,
+        else downloaded once into the download dir through the URL policy
+        (`downloads.download_source`; a later build sends no request). Under
+        a remote download dir (gs://) it is a URL string, which the format
+        readers open through `guards.open_source`."""
         return downloads.download_source(sources.object_url(name), dl_manager.download_dir)
 
     # --- generation: one plan per split, on the runner the build asks for --------
