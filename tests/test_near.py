@@ -188,8 +188,6 @@ def test_the_background_search_gives_the_report_one_process_gives(monkeypatch):
 
 
 def test_a_killed_search_process_is_searched_again_here():
-    from concurrent.futures.process import BrokenProcessPool
-
     # Enough images that the search is still running when its process is killed.
     rng = np.random.default_rng(0)
     hashes = rng.integers(0, 2**63, (40_000, 5), dtype=np.uint64).tolist()
@@ -199,9 +197,17 @@ def test_a_killed_search_process_is_searched_again_here():
         images.add(n, f"train:{n}", 0, near.ImageFacts(tuple(row), 0, 255, 128.0, 7.0,
                                                        (100,), (10_000,), 784))
     pending = local._PendingReport(images, near.DEFAULT_DISTANCE)
-    for process in list(pending.pool._processes.values()):  # the forked searcher
-        os.kill(process.pid, signal.SIGKILL)
+    os.kill(pending.process.pid, signal.SIGKILL)
     report = pending.result()
-    assert isinstance(pending.future.exception(), BrokenProcessPool)
+    assert pending.process.exitcode == -signal.SIGKILL
     assert report == quality.split_report(images, near.DEFAULT_DISTANCE)
     assert report["near_pairs"] == 1 and report["first_pairs"][0][:2] == ["train:0", "train:39999"]
+
+
+def test_an_abandoned_search_process_is_ended():
+    images = quality.SplitImages()
+    for n, facts in enumerate(near.facts_of_batch([sign_like(seed) for seed in range(4)])):
+        images.add(n, f"train:{n}", 0, facts)
+    pending = local._PendingReport(images, near.DEFAULT_DISTANCE)
+    pending.close()
+    assert not pending.process.is_alive() and pending.process.exitcode is not None

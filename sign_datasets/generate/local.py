@@ -14,8 +14,8 @@ import collections
 import dataclasses
 import functools
 import itertools
+import multiprocessing
 import os
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Iterator
 
 import numpy as np
@@ -24,8 +24,8 @@ from tensorflow_datasets.core import hashing
 from sign_datasets.core import quality
 from sign_datasets.core.cleaning import Dropped, DuplicateFilter, SourceError, SplitReport
 from sign_datasets.core.plans import MAX_LEAKAGE_EXAMPLES, LeakageShare, NearShare, SplitPlan, batched
-from sign_datasets.io.parallel import (default_workers, long_lived_objects_frozen,
-                                        ordered_map, worker_pool)
+from sign_datasets.io.parallel import (default_workers, end_with_parent,
+                                        long_lived_objects_frozen, ordered_map)
 
 # Test images are searched in train's index this many at a time (a search
 # per image would cost a numpy call per band value probed).
@@ -211,32 +211,33 @@ class _PendingReport:
     search is the longest step that otherwise leaves every worker idle."""
 
     def __init__(self, images: quality.SplitImages, distance: int):
-        self.token = next(_TOKENS)
         self.images, self.distance = images, distance
-        _REPORTS[self.token] = images, distance  # before the pool forks
-        self.pool = worker_pool(1)
-        self.future = self.pool.submit(_report_of, self.token)
+        context = multiprocessing.get_context("fork")  # the images are inherited, not pickled
+        self.receiver, sender = context.Pipe(duplex=False)
+        self.process = context.Process(target=_send_report, daemon=True,
+                                       args=(sender, images, distance, os.getpid()))
+        self.process.start()
+        sender.close()
 
     def result(self) -> dict:
         try:
-            return self.future.result()
-        except BrokenProcessPool:  # the process died (killed): search here instead
+            return self.receiver.recv()
+        except EOFError:  # the process died before it answered: search here instead
             return quality.split_report(self.images, self.distance)
         finally:
             self.close()
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        _REPORTS.pop(self.token, None)
+        self.receiver.close()
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join()
 
 
-# Forked report processes find their split's images here by token.
-_REPORTS: dict[int, tuple] = {}
-
-
-def _report_of(token: int) -> dict:
-    images, distance = _REPORTS[token]
-    return quality.split_report(images, distance)
+def _send_report(sender, images: quality.SplitImages, distance: int, parent: int) -> None:
+    end_with_parent(parent)
+    sender.send(quality.split_report(images, distance))
+    sender.close()
 
 
 def finished_reports(near: NearShare) -> dict:

@@ -49,8 +49,9 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _end_with_parent(parent: int) -> None:
-    """Worker start-up: ask Linux to kill this worker when the build dies.
+def end_with_parent(parent: int) -> None:
+    """Worker start-up: ask Linux to kill this worker when the build dies
+    (decode workers, and the forked near-pair search of generate.local).
 
     A forked worker otherwise outlives a killed build, waiting forever on a
     queue nobody writes to and holding a copy of the build's memory. Linux
@@ -134,7 +135,7 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
     fork: workers start in milliseconds and inherit the imported modules;
     they only run numpy/pandas/Pillow code, never TensorFlow."""
     context = multiprocessing.get_context("fork")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_end_with_parent,
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=end_with_parent,
                                initargs=(os.getpid(),))
     _widen_result_pipe(pool)
     return pool
