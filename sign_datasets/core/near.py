@@ -178,20 +178,16 @@ def _facts_of_stack(stack: np.ndarray) -> list[ImageFacts]:
     pixels = flat.shape[1]
     if pixels > SMALL_PIXELS:
         return _facts_of_large(stack, greys, flat)
-    hashes = _probe_hashes(greys).tolist()
+    hashes = _probe_hashes(greys)
     counts = _histograms(flat)
     sums, squares = counts @ _LEVELS, counts @ (_LEVELS * _LEVELS)
-    means = (sums.sum(axis=1) / (pixels * flat.shape[2])).tolist()
+    means = sums.sum(axis=1) / (pixels * flat.shape[2])
     present = counts.sum(axis=1) > 0
-    lows, highs = present.argmax(axis=1).tolist(), (255 - present[:, ::-1].argmax(axis=1)).tolist()
+    lows, highs = present.argmax(axis=1), 255 - present[:, ::-1].argmax(axis=1)
     grey_counts = (counts[:, 0] if stack.shape[-1] == 1
                    else _histograms(greys.reshape(len(stack), -1, 1))[:, 0])
-    entropies = _entropies(grey_counts, pixels).tolist()
-    sums, squares = sums.tolist(), squares.tolist()
-    return [ImageFacts(hashes=tuple(hashes[k]), low=lows[k], high=highs[k],
-                       mean=round(means[k], 4), entropy=round(entropies[k], 4),
-                       sums=tuple(sums[k]), squares=tuple(squares[k]), pixels=pixels)
-            for k in range(len(stack))]
+    return _facts_list(hashes, lows, highs, means, _entropies(grey_counts, pixels), sums, squares,
+                       pixels=pixels)
 
 
 def _facts_of_large(stack: np.ndarray, greys: np.ndarray, flat: np.ndarray) -> list[ImageFacts]:
@@ -199,22 +195,28 @@ def _facts_of_large(stack: np.ndarray, greys: np.ndarray, flat: np.ndarray) -> l
     image resized to 32x32, integer sums by reductions, entropy from the grey
     histogram alone."""
     small = np.stack([cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA) for grey in greys])
-    hashes = _probe_hashes(small).tolist()
+    hashes = _probe_hashes(small)
     count, pixels = len(stack), flat.shape[1]
     # Channels first and contiguous: numpy reduces a trailing axis of 3 slowly.
     channels = np.ascontiguousarray(flat.transpose(0, 2, 1))
     sums = channels.sum(axis=2, dtype=np.int64)
     levels = channels.astype(np.float64)  # exact: sums of squares stay below 2**53
     squares = np.rint(np.einsum("ncp,ncp->nc", levels, levels)).astype(np.int64)
-    means = (sums.sum(axis=1) / (pixels * flat.shape[2])).tolist()
-    lows, highs = flat.min(axis=(1, 2)).tolist(), flat.max(axis=(1, 2)).tolist()
+    means = sums.sum(axis=1) / (pixels * flat.shape[2])
+    lows, highs = flat.min(axis=(1, 2)), flat.max(axis=(1, 2))
     grey_counts = _histograms(greys.reshape(count, -1, 1))[:, 0]
-    entropies = _entropies(grey_counts, pixels).tolist()
-    sums, squares = sums.tolist(), squares.tolist()
+    return _facts_list(hashes, lows, highs, means, _entropies(grey_counts, pixels), sums, squares,
+                       pixels=pixels)
+
+
+def _facts_list(*columns: np.ndarray, pixels: int) -> list[ImageFacts]:
+    """One ImageFacts an image from per-image arrays: hashes, lows, highs,
+    means, entropies, sums, squares."""
+    hashes, lows, highs, means, entropies, sums, squares = (column.tolist() for column in columns)
     return [ImageFacts(hashes=tuple(hashes[k]), low=lows[k], high=highs[k],
                        mean=round(means[k], 4), entropy=round(entropies[k], 4),
                        sums=tuple(sums[k]), squares=tuple(squares[k]), pixels=pixels)
-            for k in range(count)]
+            for k in range(len(hashes))]
 
 
 def facts_of_batch(images: np.ndarray | list[np.ndarray]) -> list[ImageFacts]:

@@ -267,11 +267,7 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             except BaseException:
                 local.abandon_reports(share)
                 raise
-            # Each split's near pairs were searched in the background (local.py).
-            if share.splits:
-                self.info.metadata["quality"] = quality.build_report(
-                    local.finished_reports(share), share.distance, share.leak,
-                    share.train_channels)
+            self._store_quality(share)
             return split_infos
         # Workers write each split's summary here; it must be a folder they
         # all reach, as the download dir is (gs:// on Dataflow).
@@ -334,9 +330,15 @@ class CleanedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                                          "pairs were not written by the pipeline")
                 local.quality_of_rows(share, plan.split, rows, pairs,
                                       found.read_found(summary_path, "nearest"))
+        self._store_quality(share)
+
+    def _store_quality(self, share: NearShare) -> None:
+        """info.metadata["quality"] from every split's report (a local build's
+        near pairs were searched in the background: waited for here)."""
         if share.splits:
             self.info.metadata["quality"] = quality.build_report(
-                share.splits, share.distance, share.leak, share.train_channels)
+                local.finished_reports(share), share.distance, share.leak,
+                share.train_channels)
 
     def _beam_empty_split(self) -> Exception | None:
         """The clear error for a split that came out empty, if one did."""

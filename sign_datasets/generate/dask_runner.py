@@ -47,6 +47,12 @@ def _nothing(partition) -> list:
     return []
 
 
+def _read_from(transform_node: AppliedPTransform) -> tuple[list, list]:
+    """(producers of its main inputs, producers of its side inputs)."""
+    return ([getattr(value, "producer", None) for value in transform_node.inputs],
+            [side_input.pvalue.producer for side_input in transform_node.side_inputs])
+
+
 class _Readers(PipelineVisitor):
     """How many transforms read each transform's output (as main or side
     input), and which outputs are read as side inputs."""
@@ -56,11 +62,9 @@ class _Readers(PipelineVisitor):
         self.sides: set = set()
 
     def visit_transform(self, transform_node: AppliedPTransform) -> None:
-        for value in transform_node.inputs:
-            self.count[getattr(value, "producer", None)] += 1
-        for side_input in transform_node.side_inputs:
-            self.count[side_input.pvalue.producer] += 1
-            self.sides.add(side_input.pvalue.producer)
+        main, sides = _read_from(transform_node)
+        self.count.update(main + sides)
+        self.sides.update(sides)
 
     def shared(self, producer) -> bool:
         return producer in self.sides or self.count[producer] > 1
@@ -89,9 +93,8 @@ class _EveryLeafVisitor(PipelineVisitor):
         self.held: dict = {}
 
     def visit_transform(self, transform_node: AppliedPTransform) -> None:
-        producers = [getattr(value, "producer", None) for value in transform_node.inputs]
-        producers += [side_input.pvalue.producer for side_input in transform_node.side_inputs]
-        for producer in producers:
+        main, sides = _read_from(transform_node)
+        for producer in main + sides:
             if (self.readers.shared(producer) and producer not in self.held
                     and self.bags.get(producer) is not None):
                 self.bags[producer] = self.held[producer] = self.client.persist(self.bags[producer])

@@ -151,7 +151,6 @@ class RemoteSource(PositionedReader):
         self.name, self.identity = name, identity
         self.size = identity[0]
         self._stream = remote_files.open_read(name)
-        self._pos = 0
 
     def end(self) -> int:
         return self.size
